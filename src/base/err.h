@@ -15,6 +15,7 @@
     X(UNAUTHORIZED, "unauthorized", "authentication required or failed")                           \
     X(FORBIDDEN, "forbidden", "not allowed")                                                       \
     X(NOT_FOUND, "not_found", "not found")                                                         \
+    X(METHOD, "method_not_allowed", "method not allowed")                                          \
     X(CONSENT, "consent_required", "the service is off for this account")                          \
     X(WRONG_REGION, "wrong_region", "the account lives in another region")                         \
     X(SEALED, "sealed", "the region is sealed")                                                    \

@@ -11,6 +11,7 @@
 #include "base/util.h"
 
 static _Atomic int64_t fake_now;
+static _Atomic int64_t offset_now;
 
 int64_t
 clock_now(void)
@@ -20,7 +21,13 @@ clock_now(void)
         return f;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec + atomic_load(&offset_now);
+}
+
+void
+clock_set_offset(int64_t offset)
+{
+    atomic_store(&offset_now, offset);
 }
 
 void

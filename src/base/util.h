@@ -14,6 +14,8 @@
 int64_t clock_now(void);
 /** Sets a fake wall clock (tests only); 0 returns to the real clock. */
 void clock_set_fake(int64_t unix_seconds);
+/** Shifts the wall clock by offset seconds (tests of expiry and retention). */
+void clock_set_offset(int64_t offset);
 /** Monotonic time in nanoseconds, for measuring durations. */
 uint64_t clock_mono_ns(void);
 

@@ -26,6 +26,11 @@ enum aead_cipher {
 MUST_CHECK int aead_setup(void);
 /** The cipher new data is sealed with on this machine. */
 enum aead_cipher aead_default(void);
+/**
+ * Makes c the cipher new data is sealed with (configuration, or tests of
+ * the fallback path). ERR_INVAL if c is unknown or unavailable here.
+ */
+MUST_CHECK int aead_set_default(enum aead_cipher c);
 /** True if the cipher can be used here (AES-GCM needs AES-NI). */
 bool aead_available(enum aead_cipher c);
 /** Nonce length of a cipher (0 for an unknown one). */

@@ -71,7 +71,11 @@ void kr_params(struct kr *kr, unsigned *k, unsigned *n);
 
 /** Seals a 32-byte key under the KEK with aad into out (sealed bytes appended). */
 MUST_CHECK int kr_wrap(struct kr *kr, struct buf *out, const struct key32 *key, struct slice aad);
-/** Opens a key sealed by kr_wrap. ERR_CRYPTO if altered or aad differs. */
+/**
+ * Opens a key sealed by kr_wrap into key (caller owns it). ERR_CRYPTO if
+ * altered or aad differs, ERR_UNAVAILABLE if it was sealed with a cipher this
+ * CPU lacks; key is wiped on error.
+ */
 MUST_CHECK int kr_unwrap(struct kr *kr, struct key32 *key, struct slice aad, struct slice wrapped);
 /** HMAC-SHA256 of msg under the identifier pepper. */
 MUST_CHECK int kr_ident(struct kr *kr, uint8_t out[KR_HASH_LEN], struct slice msg);

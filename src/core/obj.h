@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * obj.h: an account's backed-up objects. An object is named by any UTF-8
+ * string of 1..1024 bytes within a service; the store sees only the name's
+ * keyed hash and the name sealed under the service key. The bytes are sealed
+ * in chunks (AEAD, AAD binding account, service, name hash, version, chunk
+ * index and a last-chunk flag), so no chunk can be swapped, replayed or cut
+ * off unnoticed. Uploads and downloads stream chunk by chunk: memory stays
+ * flat whatever the object's size.
+ *
+ * Every access gets its service key from svc_key(), where consent is
+ * enforced. A write is acknowledged (obj_put_finish returns) only once it is
+ * durable.
+ *
+ * Thread-safety: functions may be called from any thread; a struct obj_put
+ * or obj_get belongs to one thread at a time.
+ */
+#ifndef OIKOS_OBJ_H
+#define OIKOS_OBJ_H
+
+#include "base/common.h"
+#include "core/region.h"
+
+#define OBJ_NAME_MAX 1024
+#define OBJ_ETAG_LEN 16 /* hex digits */
+
+struct obj_put;
+struct obj_get;
+
+struct obj_info {
+    char etag[OBJ_ETAG_LEN + 1]; /* changes with every write of the object */
+    int64_t seq;                 /* change-feed position of the write */
+    uint64_t size;
+    int64_t mtime;
+    bool created; /* obj_put_finish: new (true) or replaced (false) */
+};
+
+struct obj_item {
+    const char *name; /* borrowed for the callback */
+    size_t namelen;
+    char etag[OBJ_ETAG_LEN + 1];
+    uint64_t size;
+    int64_t seq;
+    bool deleted;
+};
+
+/** True if name is 1..OBJ_NAME_MAX bytes of valid UTF-8 without NUL. */
+bool obj_name_valid(const char *name, size_t len);
+
+/**
+ * Starts writing (account, service, name). size is the announced length
+ * (ERR_TOO_LARGE above the region's limit) or UINT64_MAX if unknown.
+ * ERR_INVAL for a bad name, ERR_NOT_FOUND for an unknown service,
+ * ERR_CONSENT if the service is off. Caller owns *out: finish or free it.
+ */
+MUST_CHECK int obj_put_begin(struct obj_put **out, struct region *r, const char *account,
+                             const char *service, const char *name, size_t namelen,
+                             uint64_t size);
+/** Adds bytes; full chunks are sealed and staged. ERR_TOO_LARGE past the limit. */
+MUST_CHECK int obj_put_write(struct obj_put *p, const uint8_t *data, size_t len);
+/**
+ * Seals the last chunk and commits the object durably. ERR_INVAL if fewer
+ * bytes came than announced. info gets the result. The writer must still be
+ * freed.
+ */
+MUST_CHECK int obj_put_finish(struct obj_put *p, struct obj_info *info);
+/** Frees a writer; an unfinished upload's staged chunks are deleted. Accepts NULL. */
+void obj_put_free(struct obj_put *p);
+
+/**
+ * Opens the live object for reading; info gets its size and etag.
+ * ERR_NOT_FOUND if absent. Caller owns *out (obj_get_free).
+ */
+MUST_CHECK int obj_get_open(struct obj_get **out, struct region *r, const char *account,
+                            const char *service, const char *name, size_t namelen,
+                            struct obj_info *info);
+/**
+ * Reads the next bytes, at most cap, into dst; *n = 0 at the end.
+ * ERR_CRYPTO or ERR_CORRUPT if stored data was altered.
+ */
+MUST_CHECK int obj_get_read(struct obj_get *g, uint8_t *dst, size_t cap, size_t *n);
+void obj_get_free(struct obj_get *g);
+
+/** Deletes an object (a tombstone stays in the change feed). ERR_NOT_FOUND. */
+MUST_CHECK int obj_delete(struct region *r, const char *account, const char *service,
+                          const char *name, size_t namelen);
+
+typedef int (*obj_feed_cb)(void *ctx, const struct obj_item *it);
+/**
+ * Lists what changed in (account, service) after position since, in order,
+ * at most limit items; *last gets the position of the last item listed (or
+ * since), *more whether more remain. A service that holds nothing lists
+ * nothing.
+ */
+MUST_CHECK int obj_feed(struct region *r, const char *account, const char *service, int64_t since,
+                        size_t limit, obj_feed_cb cb, void *ctx, int64_t *last, bool *more);
+
+#endif

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * region.c: a region's store and keyring (see region.h). The keyring's
+ * state blob and the operator token's hash live in the store's meta table
+ * under "keyring" and "operator_token"; nothing secret is ever written.
+ */
+#include "base/common.h"
+
+#include <sodium.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "core/region.h"
+#include "crypto/kr.h"
+#include "crypto/secret.h"
+#include "store/store.h"
+
+struct region {
+    const struct config *cfg;
+    struct store *store;
+    struct kr *kr;
+};
+
+#define META_KEYRING "keyring"
+#define META_OPTOKEN "operator_token"
+
+int
+region_open(struct region **out, const struct config *cfg)
+{
+    struct region *r = calloc(1, sizeof(*r));
+    struct buf state;
+    buf_init(&state, 1 << 20);
+    int rc = ERR_NOMEM;
+    if (!r)
+        goto out;
+    r->cfg = cfg;
+    rc = store_open(&r->store, cfg->store);
+    if (rc) {
+        log_err("event=store_open_failed backend_url_scheme=%.6s err=\"%s\"", cfg->store,
+                err_str(rc));
+        goto out;
+    }
+    rc = kr_new(&r->kr);
+    if (rc)
+        goto out;
+    rc = store_meta_get(r->store, META_KEYRING, &state);
+    if (rc == ERR_NOT_FOUND) {
+        rc = 0;
+    } else if (rc == 0) {
+        rc = kr_load(r->kr, buf_slice(&state));
+        if (rc)
+            log_err("event=keyring_load_failed err=\"%s\"", err_str(rc));
+    }
+out:
+    buf_release(&state);
+    if (rc) {
+        region_close(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void
+region_close(struct region *r)
+{
+    if (!r)
+        return;
+    kr_free(r->kr);
+    store_close(r->store);
+    free(r);
+}
+
+const char *
+region_name(const struct region *r)
+{
+    return r->cfg->region;
+}
+
+const struct config *
+region_config(const struct region *r)
+{
+    return r->cfg;
+}
+
+struct store *
+region_store(struct region *r)
+{
+    return r->store;
+}
+
+struct kr *
+region_keyring(struct region *r)
+{
+    return r->kr;
+}
+
+bool
+region_sealed(struct region *r)
+{
+    return kr_sealed(r->kr);
+}
+
+bool
+region_initialized(struct region *r)
+{
+    return kr_initialized(r->kr);
+}
+
+void
+region_token_hash(uint8_t out[32], const char *token)
+{
+    crypto_hash_sha256(out, (const uint8_t *)token, strlen(token));
+}
+
+void
+region_token_new(const struct region *r, char out[REGION_TOKEN_MAX])
+{
+    uint8_t raw[32];
+    char enc[64];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(enc, sizeof(enc), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(out, REGION_TOKEN_MAX, "%s.%s", r->cfg->region, enc);
+    secret_wipe(raw, sizeof(raw));
+    secret_wipe(enc, sizeof(enc));
+}
+
+int
+region_init(struct region *r, unsigned n, unsigned k, char ***shares_out, char **token_out)
+{
+    struct buf state;
+    struct store_batch *b = NULL;
+    char **shares = NULL;
+    char *token = NULL;
+    uint8_t th[32];
+    buf_init(&state, 1 << 20);
+    int rc = kr_init(r->kr, n, k, &state, &shares);
+    if (rc)
+        goto out;
+    rc = ERR_NOMEM;
+    token = secret_alloc(REGION_TOKEN_MAX);
+    if (!token)
+        goto out;
+    region_token_new(r, token);
+    region_token_hash(th, token);
+    rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_meta_put(b, META_KEYRING, buf_slice(&state));
+    if (!rc)
+        rc = store_batch_meta_put(b, META_OPTOKEN, SLICE(th, sizeof(th)));
+    if (!rc)
+        rc = store_commit(r->store, b, true);
+out:
+    store_batch_free(b);
+    buf_release(&state);
+    if (rc) {
+        if (shares) {
+            /* the key was made but could not be recorded: forget it */
+            kr_seal(r->kr);
+            kr_shares_free(shares, n);
+        }
+        secret_free(token);
+        return rc;
+    }
+    log_info("event=init shares=%u threshold=%u", n, k);
+    *shares_out = shares;
+    *token_out = token;
+    return 0;
+}
+
+void
+region_init_free(char **shares, unsigned n, char *token)
+{
+    kr_shares_free(shares, n);
+    secret_free(token);
+}
+
+int
+region_unseal(struct region *r, const char *share, unsigned *progress, unsigned *threshold)
+{
+    int rc = kr_unseal(r->kr, share, progress, threshold);
+    if (rc)
+        log_warn("event=unseal_share_refused err=\"%s\"", err_str(rc));
+    else if (!kr_sealed(r->kr) && *progress == 0)
+        log_info("event=unsealed");
+    else
+        log_info("event=unseal_progress progress=%u threshold=%u", *progress, *threshold);
+    return rc;
+}
+
+void
+region_seal(struct region *r)
+{
+    kr_seal(r->kr);
+    log_info("event=sealed");
+}
+
+int
+region_operator_check(struct region *r, const char *token)
+{
+    struct buf stored;
+    uint8_t th[32];
+    buf_init(&stored, 64);
+    int rc = store_meta_get(r->store, META_OPTOKEN, &stored);
+    if (rc == ERR_NOT_FOUND)
+        rc = ERR_UNAUTHORIZED;
+    if (!rc) {
+        region_token_hash(th, token ? token : "");
+        if (stored.len != sizeof(th) || !secret_equal(stored.data, th, sizeof(th)))
+            rc = ERR_UNAUTHORIZED;
+    }
+    buf_release(&stored);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api_data.c: backed-up objects: PUT streams the body into core/obj's
+ * writer as it arrives, GET streams the object back chunk by chunk through
+ * libmicrohttpd's content reader, DELETE, and the change feed.
+ */
+#include "base/common.h"
+
+#include "base/log.h"
+#include "base/util.h"
+#include "core/obj.h"
+#include "core/svc.h"
+#include "http/http_int.h"
+
+#define FEED_MAX 1000
+#define GET_BLOCK (256 * 1024)
+
+static int
+data_error(struct req *q, int rc)
+{
+    switch (rc) {
+    case ERR_INVAL:
+        return http_fail(q, rc, "invalid object name: 1 to 1024 bytes of UTF-8");
+    case ERR_NOT_FOUND:
+        return http_fail(q, rc, svc_valid(q->service) ? "no such object" : "no such service");
+    case ERR_CONSENT:
+        return http_fail(q, rc, "the service is off: turn it on in your consents first");
+    case ERR_TOO_LARGE:
+        return http_fail(q, rc, "the object is larger than this region accepts");
+    default:
+        return rc;
+    }
+}
+
+int
+api_data_put_begin(struct req *q)
+{
+    return data_error(q, obj_put_begin(&q->put, q->region, q->account, q->service, q->name,
+                                       q->namelen, q->content_length));
+}
+
+int
+api_data_put_body(struct req *q, const uint8_t *data, size_t len)
+{
+    int rc = obj_put_write(q->put, data, len);
+    if (rc == ERR_INVAL)
+        return http_fail(q, rc, "more bytes than Content-Length announced");
+    return data_error(q, rc);
+}
+
+int
+api_data_put(struct req *q)
+{
+    struct obj_info info;
+    int rc = obj_put_finish(q->put, &info);
+    if (rc == ERR_INVAL)
+        return http_fail(q, rc, "fewer bytes than Content-Length announced");
+    if (rc)
+        return data_error(q, rc);
+    json_t *o = json_pack("{s:s,s:I,s:I}", "etag", info.etag, "version", (json_int_t)info.seq,
+                          "size", (json_int_t)info.size);
+    if (!o)
+        return ERR_NOMEM;
+    rc = http_reply_json(q, info.created ? 201 : 200, o);
+    json_decref(o);
+    return rc;
+}
+
+static ssize_t
+get_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct obj_get *g = cls;
+    size_t n = 0;
+    (void)pos;
+    int rc = obj_get_read(g, (uint8_t *)out, max, &n);
+    if (rc) {
+        log_err("event=object_read_failed err=\"%s\"", err_str(rc));
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+get_free(void *cls)
+{
+    obj_get_free(cls);
+}
+
+int
+api_data_get(struct req *q)
+{
+    struct obj_get *g = NULL;
+    struct obj_info info;
+    char etag[OBJ_ETAG_LEN + 3];
+    int rc = obj_get_open(&g, q->region, q->account, q->service, q->name, q->namelen, &info);
+    if (rc)
+        return data_error(q, rc);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(info.size, GET_BLOCK, get_reader, g, get_free);
+    if (!resp) {
+        obj_get_free(g);
+        return ERR_NOMEM;
+    }
+    snprintf(etag, sizeof(etag), "\"%s\"", info.etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result r = MHD_queue_response(q->conn, 200, resp);
+    MHD_destroy_response(resp);
+    if (r != MHD_YES)
+        return ERR_INTERNAL;
+    q->status = 200;
+    return 0;
+}
+
+int
+api_data_delete(struct req *q)
+{
+    int rc = obj_delete(q->region, q->account, q->service, q->name, q->namelen);
+    return rc ? data_error(q, rc) : http_reply_empty(q, 204);
+}
+
+static int
+feed_item(void *ctx, const struct obj_item *it)
+{
+    json_t *items = ctx;
+    json_t *o = json_pack("{s:s%,s:s,s:I,s:b}", "name", it->name, it->namelen, "etag", it->etag,
+                          "size", (json_int_t)it->size, "deleted", it->deleted);
+    if (!o || json_array_append_new(items, o))
+        return ERR_NOMEM;
+    return 0;
+}
+
+int
+api_data_feed(struct req *q)
+{
+    uint64_t since = 0, limit = FEED_MAX;
+    const char *s = http_query(q, "since");
+    const char *l = http_query(q, "limit");
+    if (s && *s && parse_u64(s, 0, INT64_MAX, &since))
+        return http_fail(q, ERR_INVAL, "invalid cursor in 'since'");
+    if (l && parse_u64(l, 1, FEED_MAX, &limit))
+        return http_fail(q, ERR_INVAL, "'limit' must be 1 to 1000");
+    if (!svc_valid(q->service))
+        return http_fail(q, ERR_NOT_FOUND, "no such service");
+    json_t *items = json_array();
+    if (!items)
+        return ERR_NOMEM;
+    int64_t last = 0;
+    bool more = false;
+    int rc = obj_feed(q->region, q->account, q->service, (int64_t)since, (size_t)limit, feed_item,
+                      items, &last, &more);
+    if (rc) {
+        json_decref(items);
+        return data_error(q, rc);
+    }
+    char cursor[24];
+    snprintf(cursor, sizeof(cursor), "%" PRId64, last);
+    json_t *o = json_pack("{s:o,s:s,s:b}", "items", items, "cursor", cursor, "more", more);
+    if (!o)
+        return ERR_NOMEM;
+    rc = http_reply_json(q, 200, o);
+    json_decref(o);
+    return rc;
+}

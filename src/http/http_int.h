@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * http_int.h: what the server's files share: the per-request state, the
+ * route table's shape, reply helpers and metrics. Only src/http includes it.
+ */
+#ifndef OIKOS_HTTP_INT_H
+#define OIKOS_HTTP_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "base/buf.h"
+#include "base/common.h"
+#include "core/obj.h"
+#include "core/region.h"
+#include "store/store.h"
+
+struct req;
+
+enum route_flags {
+    R_SEALED_OK = 1 << 0, /* served while sealed */
+    R_USER = 1 << 1,      /* needs a user's bearer token */
+    R_OPERATOR = 1 << 2,  /* needs the operator token */
+    R_JSON = 1 << 3,      /* the body is JSON, parsed before handle() */
+    R_STREAM = 1 << 4,    /* the body is streamed to body() */
+};
+
+struct route {
+    const char *method;
+    const char *path; /* exact path, or prefix when it ends with '/' */
+    const char *label;
+    unsigned flags;
+    /* after authentication, before any body: e.g. open an upload */
+    int (*begin)(struct req *q);
+    /* R_STREAM: a piece of the body */
+    int (*body)(struct req *q, const uint8_t *data, size_t len);
+    /* the whole request is in: queue the answer (or return an error) */
+    int (*handle)(struct req *q);
+};
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct region *region;
+    uint16_t port;
+    _Atomic long active; /* requests in flight */
+};
+
+struct req {
+    struct http_server *srv;
+    struct region *region;
+    struct MHD_Connection *conn;
+    const struct route *route;
+    size_t route_idx;
+    uint64_t start_ns;
+    unsigned status;      /* status of the queued answer, 0 until then */
+    int deferred;         /* an error found early, answered at the next call */
+    const char *errmsg;   /* a specific message for the error answer */
+    int64_t retry_after;  /* seconds, for 429 and 503 */
+    bool body_failed;
+    struct buf body;      /* R_JSON */
+    json_t *json;
+    uint64_t content_length; /* UINT64_MAX if not given */
+    char account[STORE_ID_MAX];
+    const char *token;    /* borrowed from the connection's headers */
+    char service[STORE_SERVICE_MAX];
+    const char *name; /* borrowed from the url: the object name */
+    size_t namelen;
+    struct obj_put *put;
+};
+
+/* Answers; each returns 0 or an error (which the caller reports). */
+MUST_CHECK int http_reply_json(struct req *q, unsigned status, json_t *body);
+MUST_CHECK int http_reply_empty(struct req *q, unsigned status);
+MUST_CHECK int http_reply_text(struct req *q, unsigned status, const char *ctype, struct buf *body);
+/** Queues the error answer of err with the API's JSON body. */
+void http_reply_error(struct req *q, int err);
+/** Maps an error code to its HTTP status (one table). */
+unsigned http_status_of(int err);
+/** A request header, or NULL. */
+const char *http_header(struct req *q, const char *name);
+/** A query argument, or NULL. */
+const char *http_query(struct req *q, const char *name);
+/** Sets a specific error message and returns err (for `return http_fail(...)`). */
+int http_fail(struct req *q, int err, const char *msg);
+
+/* Handlers, one file per resource. */
+int api_health(struct req *q);
+int api_init(struct req *q);
+int api_unseal(struct req *q);
+int api_seal(struct req *q);
+int api_metrics(struct req *q);
+int api_signup(struct req *q);
+int api_login(struct req *q);
+int api_logout(struct req *q);
+int api_data_put_begin(struct req *q);
+int api_data_put_body(struct req *q, const uint8_t *data, size_t len);
+int api_data_put(struct req *q);
+int api_data_get(struct req *q);
+int api_data_delete(struct req *q);
+int api_data_feed(struct req *q);
+
+/* Metrics (metrics.c). */
+extern const struct route http_routes[];
+extern const size_t http_nroutes;
+void metrics_record(size_t route_idx, unsigned status, uint64_t ns);
+MUST_CHECK int metrics_render(struct buf *out, struct region *r);
+
+#endif

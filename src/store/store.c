@@ -1,0 +1,868 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store.c: the back-end-neutral half of store.h, on top of the methods of
+ * struct store_ops (store_int.h). It chooses the back-end from the URL,
+ * checks every argument once so that back-ends can trust them, keeps the
+ * batches (each op an owned copy), and runs the writer and sync threads.
+ *
+ * Group commit: store_commit() links the batch at the tail of the queue and
+ * sleeps on the batch's own condition variable. The writer takes up to
+ * STORE_GROUP_MAX queued batches, applies them in one back-end transaction,
+ * each batch all-or-nothing (a failing batch is undone alone through its
+ * savepoint and gets its own error), commits once, and wakes each caller.
+ * If the back-end has a sync method, durable batches are acknowledged by the
+ * sync thread after one sync that covers every group committed before it,
+ * while the writer goes on with the next group; otherwise the commit of a
+ * group holding a durable batch is itself durable. docs/internals/STORE.md
+ * has the details, including how seq stays unique across a power cut.
+ *
+ * Ownership: the caller owns a batch throughout; while it is queued the
+ * writer (then the syncer) reads and fills it, and the caller is blocked in
+ * store_commit(). Thread-safety: s->lock guards the queues, the flags, the
+ * counters, committed_seq, durable_seq and the result fields of queued
+ * batches; last_seq belongs to the writer thread. Reads go straight to the
+ * back-end on the calling thread.
+ */
+#include "base/common.h"
+
+#include <pthread.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+struct store_batch {
+    struct store_batch *next; /* in the store's queue, a group, or the sync list */
+    struct store_op *ops;
+    size_t n, cap;
+    size_t nobj;         /* object ops, which take a seq */
+    pthread_cond_t cond; /* signalled when done is set */
+    bool durable;
+    bool done;
+    int result;
+    unsigned replaced;
+    int64_t seq;
+    int64_t d_objects, d_bytes; /* what the batch changed, once applied */
+};
+
+/* A URL prefix naming a back-end; strip: the back-end gets what follows. */
+static const struct {
+    const char *prefix;
+    const struct store_ops *ops;
+    bool strip;
+} store_backends[] = {
+    {"sqlite:", &store_sqlite_ops, true},
+};
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks                                                          */
+
+/* A non-empty NUL-terminated string shorter than cap. */
+static bool
+str_ok(const char *s, size_t cap)
+{
+    return s && s[0] && strnlen(s, cap) < cap;
+}
+
+static bool
+account_ok(const struct store_account *a)
+{
+    return str_ok(a->id, sizeof(a->id)) &&
+           strnlen(a->country, sizeof(a->country)) < sizeof(a->country) &&
+           strnlen(a->pwhash, sizeof(a->pwhash)) < sizeof(a->pwhash) &&
+           a->wrapped_len <= sizeof(a->wrapped_key);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing                                                      */
+
+/* Finds the back-end of url and what to give its open method. */
+static int
+store_url_parse(const char *url, const struct store_ops **ops, const char **target)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(store_backends); i++) {
+        size_t n = strlen(store_backends[i].prefix);
+        if (!strncmp(url, store_backends[i].prefix, n)) {
+            *ops = store_backends[i].ops;
+            *target = store_backends[i].strip ? url + n : url;
+            return **target ? 0 : ERR_INVAL;
+        }
+    }
+    /* Anything else that starts like a URL scheme names a missing back-end. */
+    size_t n = 0;
+    while ((url[n] >= 'a' && url[n] <= 'z') || (n > 0 && url[n] >= '0' && url[n] <= '9') ||
+           (n > 0 && (url[n] == '+' || url[n] == '-' || url[n] == '.')))
+        n++;
+    if (n > 0 && url[n] == ':') {
+        log_err("store back-end not available scheme=\"%.*s\"", (int)n, url);
+        return ERR_INVAL;
+    }
+    if (!url[0])
+        return ERR_INVAL;
+    *ops = &store_sqlite_ops;
+    *target = url;
+    return 0;
+}
+
+/*
+ * Writes one meta value in a durable transaction of its own, straight
+ * through the back-end: only while no writer thread runs.
+ */
+static int
+store_put_direct(struct store *s, const char *key, const char *val)
+{
+    const struct store_ops *ops = s->ops;
+    struct store_op op;
+    struct store_effect eff = {0};
+    memset(&op, 0, sizeof(op));
+    op.kind = STORE_OP_META_PUT;
+    memcpy(op.u.meta.key, key, strlen(key) + 1);
+    op.u.meta.val = (uint8_t *)(uintptr_t)val; /* borrowed, never freed */
+    op.u.meta.len = strlen(val);
+    int rc = ops->txn_begin(s, true);
+    if (rc)
+        return rc;
+    rc = ops->apply(s, &op, &eff);
+    if (rc) {
+        ops->txn_abort(s);
+        return rc;
+    }
+    return ops->txn_commit(s);
+}
+
+/*
+ * Chooses the first seq. The record STORE_SEQ_KEY holds the last seq after
+ * a clean close, and "" while the store is open. Absent, the store was
+ * never opened before: no commit can have been lost. A number: start from
+ * it. Anything else (the store was not closed): start STORE_SEQ_GAP above
+ * the highest seq stored, because readers may have seen seqs of commits
+ * that a power cut then took away (STORE.md). Then sets the record to ""
+ * durably, which also makes everything stored durable.
+ */
+static int
+store_seq_init(struct store *s, int64_t max_seq)
+{
+    struct buf v;
+    uint64_t clean = 0;
+    buf_init(&v, 32);
+    int rc = s->ops->meta_get(s, STORE_SEQ_KEY, &v);
+    if (rc == ERR_NOT_FOUND) {
+        s->last_seq = max_seq;
+    } else if (!rc && v.len && !parse_u64(v.data, 0, INT64_MAX, &clean)) {
+        s->last_seq = (int64_t)clean > max_seq ? (int64_t)clean : max_seq;
+    } else if (!rc || rc == ERR_LIMIT) {
+        if (max_seq > INT64_MAX / 2) {
+            rc = ERR_LIMIT;
+            goto out;
+        }
+        s->last_seq = max_seq + STORE_SEQ_GAP;
+        log_warn("store was not closed cleanly, seq skips ahead seq=%" PRId64, s->last_seq);
+    } else {
+        goto out;
+    }
+    rc = store_put_direct(s, STORE_SEQ_KEY, "");
+    if (rc)
+        goto out;
+    s->committed_seq = s->durable_seq = s->last_seq;
+out:
+    buf_release(&v);
+    return rc;
+}
+
+static void *store_writer(void *arg);
+static void *store_syncer(void *arg);
+
+int
+store_open(struct store **out, const char *url)
+{
+    const struct store_ops *ops = NULL;
+    const char *target = NULL;
+    struct store *s = NULL;
+    bool lock_ready = false, wake_ready = false, sync_wake_ready = false;
+    uint64_t orphans = 0;
+    int64_t max_seq = 0;
+    *out = NULL;
+    if (!url)
+        return ERR_INVAL;
+    int rc = store_url_parse(url, &ops, &target);
+    if (rc)
+        return rc;
+    BUG_ON(ops->version < 1);
+
+    rc = ops->open(&s, target);
+    if (rc)
+        return rc;
+    s->ops = ops;
+    s->head = NULL;
+    s->tailp = &s->head;
+    s->sync_head = NULL;
+    s->sync_tailp = &s->sync_head;
+    if (pthread_mutex_init(&s->lock, NULL)) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    lock_ready = true;
+    if (pthread_cond_init(&s->wake, NULL)) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    wake_ready = true;
+    if (pthread_cond_init(&s->sync_wake, NULL)) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    sync_wake_ready = true;
+
+    rc = ops->orphans_delete(s, &orphans);
+    if (rc)
+        goto out;
+    if (orphans)
+        log_info("store removed chunks of uncommitted uploads count=%" PRIu64, orphans);
+    rc = ops->scan(s, &max_seq, &s->live_objects, &s->live_bytes);
+    if (rc)
+        goto out;
+    rc = store_seq_init(s, max_seq);
+    if (rc)
+        goto out;
+
+    if (pthread_create(&s->writer, NULL, store_writer, s)) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    s->writer_started = true;
+    if (ops->sync) {
+        if (pthread_create(&s->syncer, NULL, store_syncer, s)) {
+            rc = ERR_NOMEM;
+            goto out;
+        }
+        s->syncer_started = true;
+    }
+    log_info("store opened backend=%s seq=%" PRId64 " objects=%" PRIu64, ops->name, s->last_seq,
+             s->live_objects);
+    *out = s;
+    s = NULL;
+out:
+    if (s) {
+        if (s->writer_started) {
+            pthread_mutex_lock(&s->lock);
+            s->closing = true;
+            pthread_cond_signal(&s->wake);
+            pthread_mutex_unlock(&s->lock);
+            pthread_join(s->writer, NULL);
+        }
+        if (sync_wake_ready)
+            pthread_cond_destroy(&s->sync_wake);
+        if (wake_ready)
+            pthread_cond_destroy(&s->wake);
+        if (lock_ready)
+            pthread_mutex_destroy(&s->lock);
+        ops->close(s);
+    }
+    return rc;
+}
+
+void
+store_close(struct store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->closing = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    if (s->writer_started)
+        pthread_join(s->writer, NULL);
+    if (s->syncer_started)
+        pthread_join(s->syncer, NULL);
+    /* Everything is committed and synced: record where seq stands. */
+    if (!s->failed) {
+        char val[24];
+        snprintf(val, sizeof(val), "%" PRId64, s->last_seq);
+        int rc = store_put_direct(s, STORE_SEQ_KEY, val);
+        if (rc)
+            log_warn("store could not record a clean close error=\"%s\"", err_str(rc));
+    }
+    pthread_cond_destroy(&s->sync_wake);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    s->ops->close(s);
+}
+
+const char *
+store_backend(const struct store *s)
+{
+    return s->ops->name;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                    */
+
+int
+store_meta_get(struct store *s, const char *key, struct buf *out)
+{
+    if (!str_ok(key, STORE_META_KEY_MAX))
+        return ERR_INVAL;
+    buf_reset(out);
+    return s->ops->meta_get(s, key, out);
+}
+
+int
+store_account_get(struct store *s, const char *id, struct store_account *out)
+{
+    if (!str_ok(id, STORE_ID_MAX))
+        return ERR_INVAL;
+    return s->ops->account_get(s, id, out);
+}
+
+int
+store_session_get(struct store *s, const uint8_t token_hash[STORE_HASH_LEN],
+                  struct store_session *out)
+{
+    return s->ops->session_get(s, token_hash, out);
+}
+
+int
+store_svckey_get(struct store *s, const char *account, const char *service, uint8_t *out,
+                 size_t cap, size_t *outlen)
+{
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    return s->ops->svckey_get(s, account, service, out, cap, outlen);
+}
+
+int
+store_object_get(struct store *s, const char *account, const char *service,
+                 const uint8_t name_hash[STORE_HASH_LEN], struct store_object *out)
+{
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    return s->ops->object_get(s, account, service, name_hash, out);
+}
+
+int
+store_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx,
+                struct buf *out)
+{
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    buf_reset(out);
+    return s->ops->chunk_get(s, account, version, idx, out);
+}
+
+int
+store_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
+           store_feed_cb cb, void *ctx)
+{
+    BUG_ON(!cb);
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    if (limit == 0)
+        return 0;
+    return s->ops->feed(s, account, service, since, limit, cb, ctx);
+}
+
+int
+store_stats(struct store *s, uint64_t *objects, uint64_t *bytes)
+{
+    pthread_mutex_lock(&s->lock);
+    *objects = s->live_objects;
+    *bytes = s->live_bytes;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                  */
+
+int
+store_batch_new(struct store_batch **out)
+{
+    *out = NULL;
+    struct store_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return ERR_NOMEM;
+    if (pthread_cond_init(&b->cond, NULL)) {
+        free(b);
+        return ERR_NOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
+void
+store_batch_free(struct store_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct store_op *op = &b->ops[i];
+        if (op->kind == STORE_OP_META_PUT)
+            free(op->u.meta.val);
+        else if (op->kind == STORE_OP_CHUNK_PUT)
+            free(op->u.chunk.data);
+    }
+    free(b->ops);
+    pthread_cond_destroy(&b->cond);
+    free(b);
+}
+
+/* Returns a zeroed op at the end of the batch, or NULL without memory. */
+static struct store_op *
+batch_push(struct store_batch *b, enum store_op_kind kind)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4;
+        struct store_op *ops = realloc(b->ops, cap * sizeof(*ops));
+        if (!ops)
+            return NULL;
+        b->ops = ops;
+        b->cap = cap;
+    }
+    struct store_op *op = &b->ops[b->n++];
+    memset(op, 0, sizeof(*op));
+    op->kind = kind;
+    if (kind == STORE_OP_OBJECT_PUT || kind == STORE_OP_OBJECT_DELETE)
+        b->nobj++;
+    return op;
+}
+
+/* A malloc'd copy of v, NULL for an empty one. */
+static int
+dup_bytes(struct slice v, uint8_t **out)
+{
+    *out = NULL;
+    if (!v.len)
+        return 0;
+    *out = malloc(v.len);
+    if (!*out)
+        return ERR_NOMEM;
+    memcpy(*out, v.p, v.len);
+    return 0;
+}
+
+int
+store_batch_meta_put(struct store_batch *b, const char *key, struct slice val)
+{
+    uint8_t *copy;
+    if (!str_ok(key, STORE_META_KEY_MAX) || (val.len && !val.p))
+        return ERR_INVAL;
+    if (dup_bytes(val, &copy))
+        return ERR_NOMEM;
+    struct store_op *op = batch_push(b, STORE_OP_META_PUT);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    memcpy(op->u.meta.key, key, strlen(key) + 1);
+    op->u.meta.val = copy;
+    op->u.meta.len = val.len;
+    return 0;
+}
+
+int
+store_batch_account_insert(struct store_batch *b, const struct store_account *a)
+{
+    if (!account_ok(a))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_ACCOUNT_INSERT);
+    if (!op)
+        return ERR_NOMEM;
+    op->u.account = *a;
+    return 0;
+}
+
+int
+store_batch_session_insert(struct store_batch *b, const struct store_session *se)
+{
+    if (!str_ok(se->account, sizeof(se->account)))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_SESSION_INSERT);
+    if (!op)
+        return ERR_NOMEM;
+    op->u.session = *se;
+    return 0;
+}
+
+int
+store_batch_session_delete(struct store_batch *b, const uint8_t token_hash[STORE_HASH_LEN])
+{
+    struct store_op *op = batch_push(b, STORE_OP_SESSION_DELETE);
+    if (!op)
+        return ERR_NOMEM;
+    memcpy(op->u.token_hash, token_hash, STORE_HASH_LEN);
+    return 0;
+}
+
+int
+store_batch_svckey_insert(struct store_batch *b, const char *account, const char *service,
+                          struct slice wrapped)
+{
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX) ||
+        wrapped.len > STORE_WRAPPED_MAX || (wrapped.len && !wrapped.p))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_SVCKEY_INSERT);
+    if (!op)
+        return ERR_NOMEM;
+    memcpy(op->u.svckey.account, account, strlen(account) + 1);
+    memcpy(op->u.svckey.service, service, strlen(service) + 1);
+    if (wrapped.len)
+        memcpy(op->u.svckey.wrapped, wrapped.p, wrapped.len);
+    op->u.svckey.len = wrapped.len;
+    return 0;
+}
+
+int
+store_batch_object_put(struct store_batch *b, const struct store_object *obj)
+{
+    if (!str_ok(obj->account, sizeof(obj->account)) ||
+        !str_ok(obj->service, sizeof(obj->service)) ||
+        obj->name_sealed_len > sizeof(obj->name_sealed) || obj->size > INT64_MAX)
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_OBJECT_PUT);
+    if (!op)
+        return ERR_NOMEM;
+    op->u.object = *obj;
+    op->u.object.seq = 0;
+    op->u.object.deleted = false;
+    return 0;
+}
+
+int
+store_batch_object_delete(struct store_batch *b, const char *account, const char *service,
+                          const uint8_t name_hash[STORE_HASH_LEN], int64_t mtime)
+{
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_OBJECT_DELETE);
+    if (!op)
+        return ERR_NOMEM;
+    memcpy(op->u.del.account, account, strlen(account) + 1);
+    memcpy(op->u.del.service, service, strlen(service) + 1);
+    memcpy(op->u.del.name_hash, name_hash, STORE_HASH_LEN);
+    op->u.del.mtime = mtime;
+    return 0;
+}
+
+int
+store_batch_chunk_put(struct store_batch *b, const char *account, int64_t version, uint32_t idx,
+                      struct slice data)
+{
+    uint8_t *copy;
+    if (!str_ok(account, STORE_ID_MAX) || (data.len && !data.p))
+        return ERR_INVAL;
+    if (dup_bytes(data, &copy))
+        return ERR_NOMEM;
+    struct store_op *op = batch_push(b, STORE_OP_CHUNK_PUT);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    memcpy(op->u.chunk.account, account, strlen(account) + 1);
+    op->u.chunk.version = version;
+    op->u.chunk.idx = idx;
+    op->u.chunk.data = copy;
+    op->u.chunk.len = data.len;
+    return 0;
+}
+
+int
+store_batch_chunks_delete(struct store_batch *b, const char *account, int64_t version)
+{
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_CHUNKS_DELETE);
+    if (!op)
+        return ERR_NOMEM;
+    memcpy(op->u.chunks.account, account, strlen(account) + 1);
+    op->u.chunks.version = version;
+    return 0;
+}
+
+unsigned
+store_batch_replaced(const struct store_batch *b)
+{
+    return b->replaced;
+}
+
+int64_t
+store_batch_seq(const struct store_batch *b)
+{
+    return b->seq;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Committing: the caller's side                                            */
+
+int
+store_commit(struct store *s, struct store_batch *b, bool durable)
+{
+    b->replaced = 0;
+    b->seq = 0;
+    if (b->n == 0)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->closing || s->failed) {
+        int rc = s->closing ? ERR_UNAVAILABLE : ERR_IO;
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    b->durable = durable;
+    b->done = false;
+    b->result = 0;
+    b->next = NULL;
+    *s->tailp = b;
+    s->tailp = &b->next;
+    pthread_cond_signal(&s->wake);
+    while (!b->done)
+        pthread_cond_wait(&b->cond, &s->lock);
+    int rc = b->result;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Committing: the writer's side                                            */
+
+/*
+ * Applies every op of b in the open transaction, numbering the object ops.
+ * Fills b's counters and results; on error the caller undoes the batch.
+ */
+static int
+batch_apply(struct store *s, struct store_batch *b)
+{
+    const struct store_ops *ops = s->ops;
+    for (size_t i = 0; i < b->n; i++) {
+        struct store_op *op = &b->ops[i];
+        struct store_effect eff = {0};
+        if (op->kind == STORE_OP_OBJECT_PUT)
+            b->seq = op->u.object.seq = ++s->last_seq;
+        else if (op->kind == STORE_OP_OBJECT_DELETE)
+            b->seq = op->u.del.seq = ++s->last_seq;
+        int rc = ops->apply(s, op, &eff);
+        if (rc)
+            return rc;
+        b->replaced += eff.replaced;
+        b->d_objects += eff.objects;
+        b->d_bytes += eff.bytes;
+    }
+    return 0;
+}
+
+static void
+batch_forget(struct store_batch *b, int rc)
+{
+    b->result = rc;
+    b->replaced = 0;
+    b->seq = 0;
+    b->d_objects = b->d_bytes = 0;
+}
+
+/*
+ * Runs one group (a NULL-terminated list of batches) as one transaction and
+ * sets every batch's result; durable: the commit itself must be durable.
+ *
+ * Savepoints cost a few statements per batch and batches rarely fail, so
+ * the first attempt goes without them: if a batch of a group of several
+ * then fails, the whole transaction is rolled back and the group runs again
+ * with one savepoint per batch, where a failing batch is undone alone. A
+ * group of one batch never needs one: its transaction is the batch.
+ */
+static void
+group_run(struct store *s, struct store_batch *g, bool durable)
+{
+    const struct store_ops *ops = s->ops;
+    const int64_t seq0 = s->last_seq;
+    const bool single = !g->next;
+    bool savepoints = false;
+    struct store_batch *b;
+    int rc;
+
+again:
+    for (b = g; b; b = b->next)
+        batch_forget(b, 0);
+    s->last_seq = seq0;
+    rc = ops->txn_begin(s, durable);
+    if (rc)
+        goto fail;
+    size_t ok = 0;
+    for (b = g; b; b = b->next) {
+        const int64_t seq_before = s->last_seq;
+        if (savepoints && (rc = ops->txn_savepoint(s)))
+            goto abort;
+        int brc = batch_apply(s, b);
+        if (!brc) {
+            if (savepoints && (rc = ops->txn_release(s)))
+                goto abort;
+            ok++;
+            continue;
+        }
+        if (!single && !savepoints) {
+            ops->txn_abort(s);
+            savepoints = true;
+            goto again;
+        }
+        batch_forget(b, brc);
+        s->last_seq = seq_before;
+        if (savepoints && (rc = ops->txn_rollback_to(s)))
+            goto abort;
+    }
+    if (!ok) {
+        /* Nothing to keep: every batch failed with its own error. */
+        ops->txn_abort(s);
+        s->last_seq = seq0;
+        return;
+    }
+    rc = ops->txn_commit(s);
+    if (!rc)
+        return;
+    goto fail;
+
+abort:
+    ops->txn_abort(s);
+fail:
+    /* Batches that had failed keep their own error. */
+    for (b = g; b; b = b->next)
+        if (!b->result)
+            batch_forget(b, rc);
+    s->last_seq = seq0;
+}
+
+/*
+ * Detaches the oldest STORE_GROUP_MAX batches (under s->lock), and says
+ * whether their commit must be durable by itself.
+ */
+static struct store_batch *
+group_take(struct store *s, bool *durable)
+{
+    struct store_batch *g = s->head, *last = g;
+    bool any_durable = g->durable;
+    size_t n = 1, nobj = g->nobj;
+    while (last->next && n < STORE_GROUP_MAX) {
+        last = last->next;
+        n++;
+        nobj += last->nobj;
+        any_durable |= last->durable;
+    }
+    s->head = last->next;
+    if (!s->head)
+        s->tailp = &s->head;
+    last->next = NULL;
+    /*
+     * A durable commit is seen by readers only once it is durable. Any
+     * other commit is seen before; keep the seqs of such commits within
+     * STORE_SEQ_GAP of the durable ones by making this one durable if
+     * needed.
+     */
+    *durable = (any_durable && !s->ops->sync) ||
+               s->last_seq - s->durable_seq > STORE_SEQ_GAP - (int64_t)nobj;
+    return g;
+}
+
+static void *
+store_writer(void *arg)
+{
+    struct store *s = arg;
+    const struct store_ops *ops = s->ops;
+    bool idle_done = true;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (!s->head) {
+            if (s->closing)
+                break;
+            if (!idle_done && ops->maintain) {
+                idle_done = true;
+                pthread_mutex_unlock(&s->lock);
+                ops->maintain(s, true);
+                pthread_mutex_lock(&s->lock);
+                continue;
+            }
+            pthread_cond_wait(&s->wake, &s->lock);
+            continue;
+        }
+        idle_done = false;
+        bool durable;
+        struct store_batch *g = group_take(s, &durable);
+        pthread_mutex_unlock(&s->lock);
+
+        group_run(s, g, durable);
+
+        pthread_mutex_lock(&s->lock);
+        s->committed_seq = s->last_seq;
+        if (durable)
+            s->durable_seq = s->last_seq;
+        bool to_sync = false;
+        for (struct store_batch *b = g, *next; b; b = next) {
+            next = b->next;
+            b->next = NULL;
+            if (!b->result) {
+                s->live_objects = (uint64_t)((int64_t)s->live_objects + b->d_objects);
+                s->live_bytes = (uint64_t)((int64_t)s->live_bytes + b->d_bytes);
+                if (b->durable && !durable) {
+                    *s->sync_tailp = b;
+                    s->sync_tailp = &b->next;
+                    to_sync = true;
+                    continue;
+                }
+            }
+            b->done = true;
+            pthread_cond_signal(&b->cond);
+        }
+        if (to_sync)
+            pthread_cond_signal(&s->sync_wake);
+        if (ops->maintain) {
+            pthread_mutex_unlock(&s->lock);
+            ops->maintain(s, false);
+            pthread_mutex_lock(&s->lock);
+        }
+    }
+    s->writer_done = true;
+    pthread_cond_signal(&s->sync_wake);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/*
+ * The sync thread: makes committed durable batches durable, many at a time,
+ * while the writer goes on with the next groups, then wakes their callers.
+ * A failed sync leaves the state of the disk unknown: the store refuses all
+ * further commits (as PostgreSQL stops on a failed fsync).
+ */
+static void *
+store_syncer(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (!s->sync_head) {
+            if (s->writer_done)
+                break;
+            pthread_cond_wait(&s->sync_wake, &s->lock);
+            continue;
+        }
+        struct store_batch *list = s->sync_head;
+        int64_t upto = s->committed_seq;
+        s->sync_head = NULL;
+        s->sync_tailp = &s->sync_head;
+        pthread_mutex_unlock(&s->lock);
+
+        int rc = s->ops->sync(s);
+
+        pthread_mutex_lock(&s->lock);
+        if (rc && !s->failed) {
+            log_err("store sync failed, refusing further commits error=\"%s\"", err_str(rc));
+            s->failed = rc;
+        }
+        if (!rc && upto > s->durable_seq)
+            s->durable_seq = upto;
+        for (struct store_batch *b = list, *next; b; b = next) {
+            next = b->next;
+            b->next = NULL;
+            b->result = rc;
+            b->done = true;
+            pthread_cond_signal(&b->cond);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store_int.h: what the generic store (store.c) and its back-ends
+ * (store_sqlite.c, later store_pg.c) share, and nothing else includes.
+ *
+ * A back-end is a versioned table of methods, struct store_ops, and a struct
+ * that embeds struct store first, so that a struct store * and the
+ * back-end's own pointer are the same address. store.c owns the generic part
+ * (queue, writer thread, seq counter, live counters); the back-end owns its
+ * connections and everything in them. No SQL string and no back-end type
+ * appears here.
+ *
+ * Thread-safety of the methods: open, close, scan and orphans_delete run on
+ * the thread calling store_open/store_close, with no other use of the store.
+ * The read methods may run on any number of threads at once, also while the
+ * writer is inside a transaction (a back-end gives each reader a consistent
+ * snapshot). The txn_*, apply and maintain methods run only on the writer
+ * thread.
+ */
+#ifndef OIKOS_STORE_INT_H
+#define OIKOS_STORE_INT_H
+
+#include <pthread.h>
+
+#include "base/common.h"
+#include "store/store.h"
+
+/*
+ * The version of struct store_ops that this store.c knows. A method added
+ * later goes at the end of the struct with a new version number; store.c
+ * calls it only if ops->version says the back-end has it (SQLite's
+ * sqlite3_vfs.iVersion).
+ */
+#define STORE_OPS_VERSION 1
+
+/* The most batches the writer applies in one back-end transaction. */
+#define STORE_GROUP_MAX 512
+
+/*
+ * How far the seqs that readers may have seen can run ahead of the durable
+ * ones; after an unclean stop the first seq skips this far (STORE.md).
+ */
+#define STORE_SEQ_GAP ((int64_t)1 << 20)
+
+/* The meta key recording the last seq at a clean close ("" while open). */
+#define STORE_SEQ_KEY "store.seq_clean"
+
+/* One step of the schema: applied in order, each recorded with its version. */
+struct store_migration {
+    int version;     /* 1, 2, 3 ... with no gap */
+    const char *sql; /* portable SQL; statements separated by ';' */
+};
+
+enum store_op_kind {
+    STORE_OP_META_PUT,
+    STORE_OP_ACCOUNT_INSERT,
+    STORE_OP_SESSION_INSERT,
+    STORE_OP_SESSION_DELETE,
+    STORE_OP_SVCKEY_INSERT,
+    STORE_OP_OBJECT_PUT,
+    STORE_OP_OBJECT_DELETE,
+    STORE_OP_CHUNK_PUT,
+    STORE_OP_CHUNKS_DELETE,
+};
+
+/*
+ * One operation of a batch, holding its own copies. Every string is
+ * NUL-terminated and shorter than its array (store.c checks this when the
+ * op is appended, so a back-end can rely on it); variable-length bytes
+ * (meta values, chunk data) are malloc'd and owned by the op.
+ */
+struct store_op {
+    enum store_op_kind kind;
+    union {
+        struct {
+            char key[STORE_META_KEY_MAX];
+            uint8_t *val; /* owned; NULL when len is 0 */
+            size_t len;
+        } meta;
+        struct store_account account;
+        struct store_session session;
+        uint8_t token_hash[STORE_HASH_LEN]; /* session delete */
+        struct {
+            char account[STORE_ID_MAX];
+            char service[STORE_SERVICE_MAX];
+            uint8_t wrapped[STORE_WRAPPED_MAX];
+            size_t len;
+        } svckey;
+        struct store_object object; /* put; seq is set by the writer */
+        struct {
+            char account[STORE_ID_MAX];
+            char service[STORE_SERVICE_MAX];
+            uint8_t name_hash[STORE_HASH_LEN];
+            int64_t mtime;
+            int64_t seq; /* set by the writer */
+        } del;
+        struct {
+            char account[STORE_ID_MAX];
+            int64_t version;
+            uint32_t idx;
+            uint8_t *data; /* owned; NULL when len is 0 */
+            size_t len;
+        } chunk;
+        struct {
+            char account[STORE_ID_MAX];
+            int64_t version;
+        } chunks;
+    } u;
+};
+
+/* What applying one op changed, for the counters kept by the writer. */
+struct store_effect {
+    bool replaced;   /* an object put replaced a live object */
+    int64_t objects; /* change in the number of live objects */
+    int64_t bytes;   /* change in their plaintext bytes */
+};
+
+/*
+ * The methods of a back-end. Every method returning int returns 0 or an
+ * error of err.h, never a back-end code; a back-end logs the detail of a
+ * back-end failure itself. Output parameters are left undefined on error.
+ */
+struct store_ops {
+    int version;      /* STORE_OPS_VERSION the back-end was written for */
+    const char *name; /* "sqlite" */
+
+    /* --- version 1 --- */
+
+    /**
+     * Opens or creates the store at target (what follows the URL scheme),
+     * applies missing schema versions, and sets *out to a struct that
+     * embeds struct store first, zeroed except for what the back-end
+     * uses. store.c fills base. Caller owns *out (close).
+     */
+    int (*open)(struct store **out, const char *target);
+    /** Closes everything and frees s; the writer has stopped. Accepts NULL. */
+    void (*close)(struct store *s);
+    /** At open: the highest seq stored (0 if none) and the live counters. */
+    int (*scan)(struct store *s, int64_t *max_seq, uint64_t *objects, uint64_t *bytes);
+    /**
+     * At open: deletes every chunk whose (account, version) no live object
+     * references (uploads that never committed), and reports how many.
+     */
+    int (*orphans_delete)(struct store *s, uint64_t *deleted);
+
+    /* Reads: the semantics of the store.h function of the same name. */
+    int (*meta_get)(struct store *s, const char *key, struct buf *out);
+    int (*account_get)(struct store *s, const char *id, struct store_account *out);
+    int (*session_get)(struct store *s, const uint8_t token_hash[STORE_HASH_LEN],
+                       struct store_session *out);
+    int (*svckey_get)(struct store *s, const char *account, const char *service, uint8_t *out,
+                      size_t cap, size_t *outlen);
+    int (*object_get)(struct store *s, const char *account, const char *service,
+                      const uint8_t name_hash[STORE_HASH_LEN], struct store_object *out);
+    int (*chunk_get)(struct store *s, const char *account, int64_t version, uint32_t idx,
+                     struct buf *out);
+    /** limit is at least 1. */
+    int (*feed)(struct store *s, const char *account, const char *service, int64_t since,
+                size_t limit, store_feed_cb cb, void *ctx);
+
+    /* Writer thread only. */
+
+    /**
+     * Starts the transaction of a group. durable: its commit must reach
+     * stable storage, together with every commit before it.
+     */
+    int (*txn_begin)(struct store *s, bool durable);
+    /** Marks the start of one batch inside the transaction. */
+    int (*txn_savepoint)(struct store *s);
+    /** Undoes everything since the savepoint and drops the savepoint. */
+    int (*txn_rollback_to)(struct store *s);
+    /** Keeps everything since the savepoint and drops the savepoint. */
+    int (*txn_release)(struct store *s);
+    /** Commits the group; on error nothing of it is kept. */
+    int (*txn_commit)(struct store *s);
+    /** Rolls the whole group back. Never fails. */
+    void (*txn_abort)(struct store *s);
+    /**
+     * Applies one op inside the transaction and says what it changed.
+     * ERR_EXISTS for an insert whose key is taken, ERR_NOT_FOUND for an
+     * object delete without a live object. On error the batch is rolled
+     * back to its savepoint by the caller.
+     */
+    int (*apply)(struct store *s, const struct store_op *op, struct store_effect *eff);
+    /**
+     * Housekeeping between groups (a checkpoint, say). idle: the queue is
+     * empty. May be NULL.
+     */
+    void (*maintain)(struct store *s, bool idle);
+    /**
+     * Makes every transaction committed so far durable. Called on the
+     * store's sync thread, concurrently with the writer's transactions.
+     * If present, store.c commits every group without waiting for stable
+     * storage and acknowledges durable batches after a sync, so that one
+     * group's sync overlaps the next group's work. May be NULL: then
+     * txn_begin(durable) makes the commit itself durable.
+     */
+    int (*sync)(struct store *s);
+};
+
+/*
+ * The generic part of every store, embedded first by each back-end. All
+ * fields below ops belong to store.c; lock guards every one of them except
+ * last_seq (the writer's), and the result fields of queued batches.
+ */
+struct store {
+    const struct store_ops *ops;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;        /* signalled when a batch is queued or on close */
+    struct store_batch *head;   /* queue, oldest first */
+    struct store_batch **tailp; /* where the next batch is linked */
+    bool closing;
+    bool writer_started;
+    pthread_t writer;
+    pthread_cond_t sync_wake;      /* signalled when batches await a sync */
+    struct store_batch *sync_head; /* committed durable batches awaiting a sync */
+    struct store_batch **sync_tailp;
+    bool writer_done; /* the writer has exited: the syncer may too */
+    bool syncer_started;
+    pthread_t syncer;
+    int failed;            /* a sync failed: the disk is in doubt, refuse commits */
+    int64_t last_seq;      /* the last seq assigned; writer thread only */
+    int64_t committed_seq; /* the last seq committed */
+    int64_t durable_seq;   /* the last seq known to be on stable storage */
+    uint64_t live_objects; /* committed state */
+    uint64_t live_bytes;
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

@@ -1,0 +1,1243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store_sqlite.c: the SQLite back-end of the store (struct store_ops, see
+ * store_int.h), on top of libsqlite3. Every SQL string and every sqlite3
+ * type of oikos lives in this file.
+ *
+ * One database file in WAL mode. The writer thread of store.c owns one
+ * read-write connection; it switches synchronous between FULL (a durable
+ * group: the commit fsyncs the WAL, and with it every earlier commit) and
+ * NORMAL (no fsync; safe against a process crash, not a power cut). The
+ * automatic checkpoint is off on it: the writer runs a PASSIVE checkpoint
+ * between groups once the queue is idle and the WAL is large, a forced one
+ * if the WAL grows past a hard limit, and a TRUNCATE checkpoint at close,
+ * so that commits never pay for a checkpoint. secure_delete is on so that
+ * deleted ciphertext does not linger in free pages.
+ *
+ * Reads use read-only connections from a pool: a reading thread takes an
+ * idle one (or opens one), runs one statement to completion or reset, and
+ * puts it back. WAL lets them read a consistent snapshot while the writer
+ * writes. Every connection caches its prepared statements.
+ *
+ * A lock file (PATH-lock, flock) keeps a second store, in this process or
+ * another, from opening the same database: the seq counter and the live
+ * counters assume a single writer.
+ *
+ * Ownership: struct store_sqlite owns its connections, the pool and the
+ * path; readers borrow a connection between reader_get and reader_put.
+ * Thread-safety: pool_lock guards the pool; the writer connection and the
+ * fields marked "writer" are touched only by the writer thread (or by
+ * open/close while no writer runs).
+ */
+#include "base/common.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "store/store_int.h"
+
+#define SQ_BUSY_MS 10000              /* busy_timeout of every connection */
+#define SQ_WAL_IDLE_PAGES 4000        /* checkpoint when idle past this */
+#define SQ_WAL_MAX_PAGES 16384        /* checkpoint even when busy past this */
+#define SQ_WAL_LIMIT_BYTES "67108864" /* journal_size_limit: 64 MiB */
+#define SQ_POOL_IDLE_MAX 64           /* idle readers kept open */
+
+/*
+ * The schema, one step per version, in portable SQL: a PostgreSQL back-end
+ * can run the same steps with BYTEA for BLOB. Every table is keyed by the
+ * account first (meta excepted), so that a distributed database can shard
+ * by it. Never edit a step that has shipped: append a new one.
+ */
+static const struct store_migration sq_migrations[] = {
+    {1, "CREATE TABLE meta ("
+        " k TEXT NOT NULL PRIMARY KEY,"
+        " v BLOB NOT NULL);"
+        "CREATE TABLE accounts ("
+        " account TEXT NOT NULL PRIMARY KEY,"
+        " country TEXT NOT NULL,"
+        " pwhash TEXT NOT NULL,"
+        " wrapped_key BLOB NOT NULL,"
+        " created BIGINT NOT NULL);"
+        "CREATE TABLE sessions ("
+        " account TEXT NOT NULL,"
+        " token_hash BLOB NOT NULL,"
+        " created BIGINT NOT NULL,"
+        " expires BIGINT NOT NULL,"
+        " PRIMARY KEY (account, token_hash));"
+        "CREATE UNIQUE INDEX sessions_token ON sessions (token_hash);"
+        "CREATE TABLE svckeys ("
+        " account TEXT NOT NULL,"
+        " service TEXT NOT NULL,"
+        " wrapped BLOB NOT NULL,"
+        " PRIMARY KEY (account, service));"
+        "CREATE TABLE objects ("
+        " account TEXT NOT NULL,"
+        " service TEXT NOT NULL,"
+        " name_hash BLOB NOT NULL,"
+        " name_sealed BLOB NOT NULL,"
+        " version BIGINT NOT NULL,"
+        " seq BIGINT NOT NULL,"
+        " size BIGINT NOT NULL,"
+        " chunks BIGINT NOT NULL,"
+        " cipher INTEGER NOT NULL,"
+        " mtime BIGINT NOT NULL,"
+        " deleted INTEGER NOT NULL,"
+        " PRIMARY KEY (account, service, name_hash));"
+        "CREATE INDEX objects_feed ON objects (account, service, seq);"
+        "CREATE TABLE chunks ("
+        " account TEXT NOT NULL,"
+        " version BIGINT NOT NULL,"
+        " idx BIGINT NOT NULL,"
+        " data BLOB NOT NULL,"
+        " PRIMARY KEY (account, version, idx));"},
+};
+
+/* Cached statements; each connection prepares one the first time it is used. */
+enum sq_stmt {
+    /* reads */
+    SQ_META_GET,
+    SQ_ACCOUNT_GET,
+    SQ_SESSION_GET,
+    SQ_SVCKEY_GET,
+    SQ_OBJECT_GET,
+    SQ_CHUNK_GET,
+    SQ_FEED,
+    /* writer */
+    SQ_SYNC_NORMAL,
+    SQ_SYNC_FULL,
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_SAVEPOINT,
+    SQ_ROLLBACK_TO,
+    SQ_RELEASE,
+    SQ_META_PUT,
+    SQ_ACCOUNT_INSERT,
+    SQ_SESSION_INSERT,
+    SQ_SESSION_DELETE,
+    SQ_SVCKEY_INSERT,
+    SQ_OBJECT_FIND,
+    SQ_OBJECT_INSERT,
+    SQ_OBJECT_UPDATE,
+    SQ_OBJECT_TOMBSTONE,
+    SQ_CHUNK_PUT,
+    SQ_CHUNKS_DELETE,
+    SQ_NSTMT
+};
+
+static const char *const sq_sql[SQ_NSTMT] = {
+    [SQ_META_GET] = "SELECT v FROM meta WHERE k = ?1",
+    [SQ_ACCOUNT_GET] = "SELECT country, pwhash, wrapped_key, created FROM accounts"
+                       " WHERE account = ?1",
+    [SQ_SESSION_GET] = "SELECT account, created, expires FROM sessions WHERE token_hash = ?1",
+    [SQ_SVCKEY_GET] = "SELECT wrapped FROM svckeys WHERE account = ?1 AND service = ?2",
+    [SQ_OBJECT_GET] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
+                      " deleted FROM objects"
+                      " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
+    [SQ_CHUNK_GET] = "SELECT data FROM chunks WHERE account = ?1 AND version = ?2 AND idx = ?3",
+    [SQ_FEED] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
+                " deleted FROM objects"
+                " WHERE account = ?1 AND service = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+    [SQ_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    [SQ_SYNC_FULL] = "PRAGMA synchronous = FULL",
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_SAVEPOINT] = "SAVEPOINT batch",
+    [SQ_ROLLBACK_TO] = "ROLLBACK TO batch",
+    [SQ_RELEASE] = "RELEASE batch",
+    [SQ_META_PUT] = "INSERT INTO meta (k, v) VALUES (?1, ?2)"
+                    " ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+    [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (account, country, pwhash, wrapped_key, created)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQ_SESSION_INSERT] = "INSERT INTO sessions (account, token_hash, created, expires)"
+                          " VALUES (?1, ?2, ?3, ?4)",
+    [SQ_SESSION_DELETE] = "DELETE FROM sessions WHERE token_hash = ?1",
+    [SQ_SVCKEY_INSERT] = "INSERT INTO svckeys (account, service, wrapped) VALUES (?1, ?2, ?3)",
+    [SQ_OBJECT_FIND] = "SELECT version, size, deleted FROM objects"
+                       " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
+    [SQ_OBJECT_INSERT] = "INSERT INTO objects (account, service, name_hash, name_sealed, version,"
+                         " seq, size, chunks, cipher, mtime, deleted)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+    [SQ_OBJECT_UPDATE] = "UPDATE objects SET name_sealed = ?4, version = ?5, seq = ?6, size = ?7,"
+                         " chunks = ?8, cipher = ?9, mtime = ?10, deleted = 0"
+                         " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
+    [SQ_OBJECT_TOMBSTONE] = "UPDATE objects SET seq = ?4, mtime = ?5, size = 0, chunks = 0,"
+                            " deleted = 1"
+                            " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
+    [SQ_CHUNK_PUT] = "INSERT INTO chunks (account, version, idx, data) VALUES (?1, ?2, ?3, ?4)"
+                     " ON CONFLICT (account, version, idx) DO UPDATE SET data = excluded.data",
+    [SQ_CHUNKS_DELETE] = "DELETE FROM chunks WHERE account = ?1 AND version = ?2",
+};
+
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[SQ_NSTMT];
+    struct sq_conn *next; /* in the pool of idle readers */
+};
+
+struct store_sqlite {
+    struct store base; /* first: a struct store * is a struct store_sqlite * */
+    char *path;
+    int lock_fd;
+    int wal_fd;       /* the WAL, opened by us for sq_sync */
+    struct sq_conn w; /* writer */
+    int w_sync;       /* writer: the synchronous level set, 0 = unknown */
+    int wal_frames;   /* writer: frames in the WAL after the last commit */
+    pthread_mutex_t pool_lock;
+    bool pool_lock_ready;
+    struct sq_conn *pool; /* idle readers, under pool_lock */
+    unsigned pool_len;
+};
+
+static const uint8_t sq_empty[1];
+
+static struct store_sqlite *
+sq(struct store *s)
+{
+    return (struct store_sqlite *)s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors, statements, columns                                              */
+
+/* Maps a SQLite result code to an oikos error, logging the unexpected ones. */
+static int
+sq_err(sqlite3 *db, int rc, const char *what)
+{
+    switch (rc) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return ERR_EXISTS;
+    case SQLITE_NOMEM:
+        return ERR_NOMEM;
+    case SQLITE_TOOBIG:
+        return ERR_TOO_LARGE;
+    default:
+        break;
+    }
+    log_err("sqlite failed op=%s code=%d error=\"%s\"", what, rc,
+            db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ERR_CORRUPT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ERR_UNAVAILABLE;
+    case SQLITE_CONSTRAINT:
+        return ERR_INVAL;
+    default:
+        return ERR_IO;
+    }
+}
+
+/* Sets *out to the cached statement id of c, preparing it on first use. */
+static int
+sq_stmt(struct sq_conn *c, enum sq_stmt id, sqlite3_stmt **out)
+{
+    if (!c->stmt[id]) {
+        int rc = sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
+                                    NULL);
+        if (rc != SQLITE_OK)
+            return sq_err(c->db, rc, "prepare");
+    }
+    *out = c->stmt[id];
+    return 0;
+}
+
+/* Runs a cached statement that returns no row. */
+static int
+sq_run(struct sq_conn *c, enum sq_stmt id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(c, id, &st);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sq_err(c->db, rc, sq_sql[id]);
+    return 0;
+}
+
+/* Steps a bound statement that changes rows; resets it. */
+static int
+sq_exec_bound(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_err(c->db, rc, what);
+    return 0;
+}
+
+static int
+sq_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    /* A NULL pointer would bind SQL NULL, not an empty blob. */
+    return sqlite3_bind_blob64(st, i, n ? p : sq_empty, n, SQLITE_STATIC);
+}
+
+static int
+sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Copies a text column into out[cap] with its NUL; ERR_CORRUPT if too long. */
+static int
+sq_col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!t || n >= cap)
+        return ERR_CORRUPT;
+    memcpy(out, t, n);
+    out[n] = 0;
+    return 0;
+}
+
+/* Copies a blob column into out[cap]; ERR_CORRUPT if too long. */
+static int
+sq_col_blob(sqlite3_stmt *st, int i, uint8_t *out, size_t cap, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (n > cap)
+        return ERR_CORRUPT;
+    if (n)
+        memcpy(out, p, n);
+    *len = n;
+    return 0;
+}
+
+/* Appends a blob column to out. */
+static int
+sq_col_buf(sqlite3_stmt *st, int i, struct buf *out)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!n)
+        return buf_grow(out, 0);
+    if (!p)
+        return ERR_NOMEM;
+    return buf_add(out, p, n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+
+static void
+sq_conn_close(struct sq_conn *c)
+{
+    if (!c || !c->db)
+        return;
+    for (size_t i = 0; i < SQ_NSTMT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    memset(c->stmt, 0, sizeof(c->stmt));
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+/* Runs one statement with no parameters, returning its first column as int. */
+static int
+sq_query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(db, rc, sql);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        *out = 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_err(db, rc, sql);
+    return 0;
+}
+
+/* Runs a pragma that returns its new value as text, and checks it. */
+static int
+sq_pragma_expect(sqlite3 *db, const char *sql, const char *want)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(db, rc, sql);
+    rc = sqlite3_step(st);
+    bool ok = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+              !strcmp((const char *)sqlite3_column_text(st, 0), want);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_err(db, rc, sql);
+    if (!ok) {
+        log_err("sqlite setting refused pragma=\"%s\"", sql);
+        return ERR_IO;
+    }
+    return 0;
+}
+
+static int
+sq_exec(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(db, rc, "exec");
+    return 0;
+}
+
+/* Opens a read-only connection for the pool. */
+static int
+sq_reader_open(struct store_sqlite *q, struct sq_conn **out)
+{
+    *out = NULL;
+    struct sq_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    int rc = sqlite3_open_v2(q->path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_err(c->db, rc, "open reader");
+        goto out;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
+    *out = c;
+    c = NULL;
+out:
+    if (c) {
+        sq_conn_close(c);
+        free(c);
+    }
+    return rc;
+}
+
+/* Borrows an idle reader (or a new one); give it back with sq_reader_put. */
+static int
+sq_reader_get(struct store_sqlite *q, struct sq_conn **out)
+{
+    pthread_mutex_lock(&q->pool_lock);
+    struct sq_conn *c = q->pool;
+    if (c) {
+        q->pool = c->next;
+        q->pool_len--;
+    }
+    pthread_mutex_unlock(&q->pool_lock);
+    if (c) {
+        c->next = NULL;
+        *out = c;
+        return 0;
+    }
+    return sq_reader_open(q, out);
+}
+
+static void
+sq_reader_put(struct store_sqlite *q, struct sq_conn *c)
+{
+    pthread_mutex_lock(&q->pool_lock);
+    if (q->pool_len < SQ_POOL_IDLE_MAX) {
+        c->next = q->pool;
+        q->pool = c;
+        q->pool_len++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&q->pool_lock);
+    if (c) {
+        sq_conn_close(c);
+        free(c);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing                                                      */
+
+/* Applies every migration step newer than the database, in one transaction. */
+static int
+sq_migrate(struct sq_conn *c)
+{
+    int64_t have = 0;
+    int rc = sq_exec(c->db, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    rc = sq_exec(c->db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                        " version INTEGER NOT NULL PRIMARY KEY,"
+                        " applied BIGINT NOT NULL)");
+    if (rc)
+        goto out;
+    rc = sq_query_int(c->db, "SELECT coalesce(max(version), 0) FROM schema_version", &have);
+    if (rc)
+        goto out;
+    const int newest = sq_migrations[ARRAY_SIZE(sq_migrations) - 1].version;
+    if (have > newest) {
+        log_err("store schema is newer than this program have=%" PRId64 " know=%d", have, newest);
+        rc = ERR_INVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(sq_migrations); i++) {
+        const struct store_migration *m = &sq_migrations[i];
+        if (m->version <= have)
+            continue;
+        rc = sq_exec(c->db, m->sql);
+        if (rc)
+            goto out;
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(
+            c->db, "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)", -1, &st, NULL);
+        if (src == SQLITE_OK) {
+            sqlite3_bind_int(st, 1, m->version);
+            sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+            src = sqlite3_step(st);
+            src = src == SQLITE_DONE ? SQLITE_OK : src;
+        }
+        sqlite3_finalize(st);
+        if (src != SQLITE_OK) {
+            rc = sq_err(c->db, src, "schema_version");
+            goto out;
+        }
+        log_info("store schema applied version=%d", m->version);
+    }
+    rc = sq_exec(c->db, "COMMIT");
+out:
+    if (rc && !sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int
+sq_wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((struct store_sqlite *)ctx)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* Takes PATH-lock, so that one store at a time opens the database. */
+static int
+sq_lock(struct store_sqlite *q)
+{
+    struct buf name;
+    buf_init(&name, 4096);
+    int rc = buf_addf(&name, "%s-lock", q->path);
+    if (rc)
+        goto out;
+    q->lock_fd = open(name.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (q->lock_fd < 0) {
+        log_err("cannot open store lock file error=\"%s\"", strerror(errno));
+        rc = ERR_IO;
+        goto out;
+    }
+    if (flock(q->lock_fd, LOCK_EX | LOCK_NB)) {
+        log_err("store is in use by another store or process error=\"%s\"", strerror(errno));
+        rc = errno == EWOULDBLOCK ? ERR_UNAVAILABLE : ERR_IO;
+        goto out;
+    }
+    /* Create the database readable by its owner only; -wal and -shm follow. */
+    int fd = open(q->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST) {
+        log_err("cannot create store file error=\"%s\"", strerror(errno));
+        rc = ERR_IO;
+    }
+out:
+    buf_release(&name);
+    return rc;
+}
+
+/*
+ * Opens our own descriptor of the WAL, for sq_sync. SQLite created it in
+ * the migration transaction and keeps it (the same inode) while the writer
+ * connection is open: it deletes a WAL only when the last connection closes.
+ */
+static int
+sq_wal_open(struct store_sqlite *q)
+{
+    struct buf name;
+    buf_init(&name, 4096);
+    int rc = buf_addf(&name, "%s-wal", q->path);
+    if (!rc) {
+        q->wal_fd = open(name.data, O_RDWR | O_CLOEXEC);
+        if (q->wal_fd < 0) {
+            log_err("cannot open store wal error=\"%s\"", strerror(errno));
+            rc = ERR_IO;
+        }
+    }
+    buf_release(&name);
+    return rc;
+}
+
+static void sq_close(struct store *s);
+
+static int
+sq_open(struct store **out, const char *target)
+{
+    *out = NULL;
+    if (!strcmp(target, ":memory:") || !strncmp(target, "file:", 5)) {
+        log_err("store path must be a file name");
+        return ERR_INVAL;
+    }
+    struct store_sqlite *q = calloc(1, sizeof(*q));
+    if (!q)
+        return ERR_NOMEM;
+    q->lock_fd = -1;
+    q->wal_fd = -1;
+    sqlite3 *db = NULL;
+    int src, rc = ERR_NOMEM;
+    q->path = strdup(target);
+    if (!q->path)
+        goto out;
+    if (pthread_mutex_init(&q->pool_lock, NULL))
+        goto out;
+    q->pool_lock_ready = true;
+    rc = sq_lock(q);
+    if (rc)
+        goto out;
+
+    src = sqlite3_open_v2(q->path, &db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    q->w.db = db;
+    if (src != SQLITE_OK) {
+        rc = sq_err(db, src, "open");
+        goto out;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, SQ_BUSY_MS);
+    rc = sq_pragma_expect(db, "PRAGMA journal_mode = WAL", "wal");
+    if (rc)
+        goto out;
+    rc = sq_pragma_expect(db, "PRAGMA secure_delete = ON", "1");
+    if (rc)
+        goto out;
+    rc = sq_exec(db, "PRAGMA synchronous = FULL;"
+                     "PRAGMA wal_autocheckpoint = 0;"
+                     "PRAGMA cache_size = -32768;"
+                     "PRAGMA temp_store = MEMORY;"
+                     "PRAGMA foreign_keys = OFF;"
+                     "PRAGMA journal_size_limit = " SQ_WAL_LIMIT_BYTES);
+    if (rc)
+        goto out;
+    q->w_sync = 2;
+    /* Replaces the automatic checkpoint: the writer checkpoints when idle. */
+    sqlite3_wal_hook(db, sq_wal_hook, q);
+    rc = sq_migrate(&q->w);
+    if (rc)
+        goto out;
+    rc = sq_wal_open(q);
+    if (rc)
+        goto out;
+    *out = &q->base;
+    q = NULL;
+out:
+    if (q)
+        sq_close(&q->base);
+    return rc;
+}
+
+static void
+sq_close(struct store *s)
+{
+    struct store_sqlite *q = sq(s);
+    if (!q)
+        return;
+    while (q->pool) {
+        struct sq_conn *c = q->pool;
+        q->pool = c->next;
+        sq_conn_close(c);
+        free(c);
+    }
+    if (q->w.db) {
+        int log_frames = 0, ckpt = 0;
+        int rc = sqlite3_wal_checkpoint_v2(q->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
+                                           &ckpt);
+        if (rc != SQLITE_OK)
+            (void)sq_err(q->w.db, rc, "checkpoint truncate");
+    }
+    sq_conn_close(&q->w);
+    if (q->wal_fd >= 0)
+        close(q->wal_fd);
+    if (q->lock_fd >= 0)
+        close(q->lock_fd);
+    if (q->pool_lock_ready)
+        pthread_mutex_destroy(&q->pool_lock);
+    free(q->path);
+    free(q);
+}
+
+static int
+sq_scan(struct store *s, int64_t *max_seq, uint64_t *objects, uint64_t *bytes)
+{
+    sqlite3 *db = sq(s)->w.db;
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT coalesce(max(seq), 0),"
+                      " coalesce(sum(CASE WHEN deleted = 0 THEN 1 ELSE 0 END), 0),"
+                      " coalesce(sum(CASE WHEN deleted = 0 THEN size ELSE 0 END), 0)"
+                      " FROM objects";
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *max_seq = sqlite3_column_int64(st, 0);
+        *objects = (uint64_t)sqlite3_column_int64(st, 1);
+        *bytes = (uint64_t)sqlite3_column_int64(st, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : sq_err(db, rc, "scan");
+}
+
+static int
+sq_orphans_delete(struct store *s, uint64_t *deleted)
+{
+    sqlite3 *db = sq(s)->w.db;
+    *deleted = 0;
+    int rc = sq_exec(db, "DELETE FROM chunks WHERE (account, version) NOT IN"
+                         " (SELECT account, version FROM objects WHERE deleted = 0)");
+    if (rc)
+        return rc;
+    *deleted = (uint64_t)sqlite3_changes(db);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                    */
+
+/*
+ * Borrows a reader and the statement id on it. The caller binds, steps,
+ * and ends with sq_read_end, which resets the statement (ending its read
+ * transaction) and returns the reader.
+ */
+static int
+sq_read_begin(struct store *s, enum sq_stmt id, struct sq_conn **c, sqlite3_stmt **st)
+{
+    int rc = sq_reader_get(sq(s), c);
+    if (rc)
+        return rc;
+    rc = sq_stmt(*c, id, st);
+    if (rc) {
+        sq_reader_put(sq(s), *c);
+        return rc;
+    }
+    return 0;
+}
+
+static void
+sq_read_end(struct store *s, struct sq_conn *c, sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sq_reader_put(sq(s), c);
+}
+
+/* Steps a read expecting at most one row: 1 for a row, 0 for none, or an error. */
+static int
+sq_step_one(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return sq_err(c->db, rc, what);
+}
+
+static int
+sq_meta_get(struct store *s, const char *key, struct buf *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_META_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, key);
+    rc = sq_step_one(c, st, "meta_get");
+    if (rc == 1)
+        rc = sq_col_buf(st, 0, out);
+    else if (rc == 0)
+        rc = ERR_NOT_FOUND;
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_account_get(struct store *s, const char *id, struct store_account *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_ACCOUNT_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, id);
+    rc = sq_step_one(c, st, "account_get");
+    if (rc == 1) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->id, id, strlen(id) + 1);
+        rc = sq_col_text(st, 0, out->country, sizeof(out->country));
+        if (!rc)
+            rc = sq_col_text(st, 1, out->pwhash, sizeof(out->pwhash));
+        if (!rc)
+            rc = sq_col_blob(st, 2, out->wrapped_key, sizeof(out->wrapped_key), &out->wrapped_len);
+        out->created = sqlite3_column_int64(st, 3);
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_session_get(struct store *s, const uint8_t token_hash[STORE_HASH_LEN], struct store_session *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_SESSION_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_blob(st, 1, token_hash, STORE_HASH_LEN);
+    rc = sq_step_one(c, st, "session_get");
+    if (rc == 1) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->token_hash, token_hash, STORE_HASH_LEN);
+        rc = sq_col_text(st, 0, out->account, sizeof(out->account));
+        out->created = sqlite3_column_int64(st, 1);
+        out->expires = sqlite3_column_int64(st, 2);
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_svckey_get(struct store *s, const char *account, const char *service, uint8_t *out, size_t cap,
+              size_t *outlen)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_SVCKEY_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    rc = sq_step_one(c, st, "svckey_get");
+    if (rc == 1) {
+        const void *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        rc = 0;
+        if (n > cap)
+            rc = ERR_LIMIT;
+        else if (n)
+            memcpy(out, p, n);
+        *outlen = rc ? 0 : n;
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+/*
+ * Fills out from a row of SQ_OBJECT_GET or SQ_FEED (same columns); account
+ * and service come from the query.
+ */
+static int
+sq_object_row(sqlite3_stmt *st, const char *account, const char *service, struct store_object *out)
+{
+    size_t n;
+    memset(out, 0, offsetof(struct store_object, name_sealed));
+    memcpy(out->account, account, strlen(account) + 1);
+    memcpy(out->service, service, strlen(service) + 1);
+    int rc = sq_col_blob(st, 0, out->name_hash, sizeof(out->name_hash), &n);
+    if (rc || n != STORE_HASH_LEN)
+        return ERR_CORRUPT;
+    rc = sq_col_blob(st, 1, out->name_sealed, sizeof(out->name_sealed), &out->name_sealed_len);
+    if (rc)
+        return rc;
+    out->version = sqlite3_column_int64(st, 2);
+    out->seq = sqlite3_column_int64(st, 3);
+    out->size = (uint64_t)sqlite3_column_int64(st, 4);
+    out->chunks = (uint32_t)sqlite3_column_int64(st, 5);
+    out->cipher = (int32_t)sqlite3_column_int64(st, 6);
+    out->mtime = sqlite3_column_int64(st, 7);
+    out->deleted = sqlite3_column_int64(st, 8) != 0;
+    return 0;
+}
+
+static int
+sq_object_get(struct store *s, const char *account, const char *service,
+              const uint8_t name_hash[STORE_HASH_LEN], struct store_object *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_OBJECT_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    sq_bind_blob(st, 3, name_hash, STORE_HASH_LEN);
+    rc = sq_step_one(c, st, "object_get");
+    if (rc == 1) {
+        if (sqlite3_column_int64(st, 8))
+            rc = ERR_NOT_FOUND;
+        else
+            rc = sq_object_row(st, account, service, out);
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx, struct buf *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_CHUNK_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sqlite3_bind_int64(st, 2, version);
+    sqlite3_bind_int64(st, 3, idx);
+    rc = sq_step_one(c, st, "chunk_get");
+    if (rc == 1)
+        rc = sq_col_buf(st, 0, out);
+    else if (rc == 0)
+        rc = ERR_NOT_FOUND;
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
+        store_feed_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct store_object *obj = malloc(sizeof(*obj));
+    if (!obj)
+        return ERR_NOMEM;
+    int rc = sq_read_begin(s, SQ_FEED, &c, &st);
+    if (rc) {
+        free(obj);
+        return rc;
+    }
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    sqlite3_bind_int64(st, 3, since);
+    sqlite3_bind_int64(st, 4, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    for (;;) {
+        rc = sq_step_one(c, st, "feed");
+        if (rc <= 0)
+            break;
+        rc = sq_object_row(st, account, service, obj);
+        if (rc)
+            break;
+        rc = cb(ctx, obj);
+        if (rc)
+            break;
+    }
+    sq_read_end(s, c, st);
+    free(obj);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The writer                                                               */
+
+static int
+sq_txn_begin(struct store *s, bool durable)
+{
+    struct store_sqlite *q = sq(s);
+    int want = durable ? 2 : 1;
+    if (q->w_sync != want) {
+        int rc = sq_run(&q->w, durable ? SQ_SYNC_FULL : SQ_SYNC_NORMAL);
+        if (rc)
+            return rc;
+        q->w_sync = want;
+    }
+    return sq_run(&q->w, SQ_BEGIN);
+}
+
+/* Fails if SQLite ended the transaction on its own (it does on some errors). */
+static int
+sq_in_txn(struct store_sqlite *q)
+{
+    if (sqlite3_get_autocommit(q->w.db)) {
+        log_err("sqlite transaction ended unexpectedly");
+        return ERR_IO;
+    }
+    return 0;
+}
+
+static int
+sq_txn_savepoint(struct store *s)
+{
+    int rc = sq_in_txn(sq(s));
+    return rc ? rc : sq_run(&sq(s)->w, SQ_SAVEPOINT);
+}
+
+static int
+sq_txn_rollback_to(struct store *s)
+{
+    int rc = sq_in_txn(sq(s));
+    if (!rc)
+        rc = sq_run(&sq(s)->w, SQ_ROLLBACK_TO);
+    if (!rc)
+        rc = sq_run(&sq(s)->w, SQ_RELEASE);
+    return rc;
+}
+
+static int
+sq_txn_release(struct store *s)
+{
+    int rc = sq_in_txn(sq(s));
+    return rc ? rc : sq_run(&sq(s)->w, SQ_RELEASE);
+}
+
+static void
+sq_txn_abort(struct store *s)
+{
+    struct store_sqlite *q = sq(s);
+    if (!sqlite3_get_autocommit(q->w.db)) {
+        int rc = sq_run(&q->w, SQ_ROLLBACK);
+        if (rc)
+            log_err("sqlite rollback failed error=\"%s\"", err_str(rc));
+    }
+}
+
+static int
+sq_txn_commit(struct store *s)
+{
+    struct store_sqlite *q = sq(s);
+    int rc = sq_in_txn(q);
+    if (!rc)
+        rc = sq_run(&q->w, SQ_COMMIT);
+    if (rc)
+        sq_txn_abort(s);
+    return rc;
+}
+
+/* Binds (account, service, name_hash) as ?1 ?2 ?3. */
+static void
+sq_bind_key(sqlite3_stmt *st, const char *account, const char *service,
+            const uint8_t name_hash[STORE_HASH_LEN])
+{
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    sq_bind_blob(st, 3, name_hash, STORE_HASH_LEN);
+}
+
+/*
+ * Finds the row of (account, service, name_hash): 1 and its version, size
+ * and deleted flag if there is one, 0 if none, or an error.
+ */
+static int
+sq_object_find(struct sq_conn *w, const char *account, const char *service,
+               const uint8_t name_hash[STORE_HASH_LEN], int64_t *version, int64_t *size,
+               bool *deleted)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, SQ_OBJECT_FIND, &st);
+    if (rc)
+        return rc;
+    sq_bind_key(st, account, service, name_hash);
+    rc = sq_step_one(w, st, "object_find");
+    if (rc == 1) {
+        *version = sqlite3_column_int64(st, 0);
+        *size = sqlite3_column_int64(st, 1);
+        *deleted = sqlite3_column_int64(st, 2) != 0;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int
+sq_chunks_delete(struct sq_conn *w, const char *account, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, SQ_CHUNKS_DELETE, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sqlite3_bind_int64(st, 2, version);
+    return sq_exec_bound(w, st, "chunks_delete");
+}
+
+static int
+sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effect *eff)
+{
+    int64_t old_version = 0, old_size = 0;
+    bool old_deleted = false;
+    sqlite3_stmt *st = NULL;
+    int found = sq_object_find(w, o->account, o->service, o->name_hash, &old_version, &old_size,
+                               &old_deleted);
+    if (found < 0)
+        return found;
+    int rc = sq_stmt(w, found ? SQ_OBJECT_UPDATE : SQ_OBJECT_INSERT, &st);
+    if (rc)
+        return rc;
+    sq_bind_key(st, o->account, o->service, o->name_hash);
+    sq_bind_blob(st, 4, o->name_sealed, o->name_sealed_len);
+    sqlite3_bind_int64(st, 5, o->version);
+    sqlite3_bind_int64(st, 6, o->seq);
+    sqlite3_bind_int64(st, 7, (int64_t)o->size);
+    sqlite3_bind_int64(st, 8, o->chunks);
+    sqlite3_bind_int64(st, 9, o->cipher);
+    sqlite3_bind_int64(st, 10, o->mtime);
+    rc = sq_exec_bound(w, st, "object_put");
+    if (rc)
+        return rc;
+    if (found && !old_deleted) {
+        eff->replaced = true;
+        eff->bytes = (int64_t)o->size - old_size;
+        if (old_version != o->version)
+            rc = sq_chunks_delete(w, o->account, old_version);
+    } else {
+        eff->objects = 1;
+        eff->bytes = (int64_t)o->size;
+    }
+    return rc;
+}
+
+static int
+sq_object_delete(struct sq_conn *w, const struct store_op *op, struct store_effect *eff)
+{
+    int64_t old_version = 0, old_size = 0;
+    bool old_deleted = false;
+    sqlite3_stmt *st = NULL;
+    int found = sq_object_find(w, op->u.del.account, op->u.del.service, op->u.del.name_hash,
+                               &old_version, &old_size, &old_deleted);
+    if (found < 0)
+        return found;
+    if (!found || old_deleted)
+        return ERR_NOT_FOUND;
+    int rc = sq_stmt(w, SQ_OBJECT_TOMBSTONE, &st);
+    if (rc)
+        return rc;
+    sq_bind_key(st, op->u.del.account, op->u.del.service, op->u.del.name_hash);
+    sqlite3_bind_int64(st, 4, op->u.del.seq);
+    sqlite3_bind_int64(st, 5, op->u.del.mtime);
+    rc = sq_exec_bound(w, st, "object_delete");
+    if (rc)
+        return rc;
+    eff->objects = -1;
+    eff->bytes = -old_size;
+    return sq_chunks_delete(w, op->u.del.account, old_version);
+}
+
+static int
+sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
+{
+    struct sq_conn *w = &sq(s)->w;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    switch (op->kind) {
+    case STORE_OP_META_PUT:
+        if ((rc = sq_stmt(w, SQ_META_PUT, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.meta.key);
+        sq_bind_blob(st, 2, op->u.meta.val, op->u.meta.len);
+        return sq_exec_bound(w, st, "meta_put");
+    case STORE_OP_ACCOUNT_INSERT:
+        if ((rc = sq_stmt(w, SQ_ACCOUNT_INSERT, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.account.id);
+        sq_bind_text(st, 2, op->u.account.country);
+        sq_bind_text(st, 3, op->u.account.pwhash);
+        sq_bind_blob(st, 4, op->u.account.wrapped_key, op->u.account.wrapped_len);
+        sqlite3_bind_int64(st, 5, op->u.account.created);
+        return sq_exec_bound(w, st, "account_insert");
+    case STORE_OP_SESSION_INSERT:
+        if ((rc = sq_stmt(w, SQ_SESSION_INSERT, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.session.account);
+        sq_bind_blob(st, 2, op->u.session.token_hash, STORE_HASH_LEN);
+        sqlite3_bind_int64(st, 3, op->u.session.created);
+        sqlite3_bind_int64(st, 4, op->u.session.expires);
+        return sq_exec_bound(w, st, "session_insert");
+    case STORE_OP_SESSION_DELETE:
+        if ((rc = sq_stmt(w, SQ_SESSION_DELETE, &st)))
+            return rc;
+        sq_bind_blob(st, 1, op->u.token_hash, STORE_HASH_LEN);
+        return sq_exec_bound(w, st, "session_delete");
+    case STORE_OP_SVCKEY_INSERT:
+        if ((rc = sq_stmt(w, SQ_SVCKEY_INSERT, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.svckey.account);
+        sq_bind_text(st, 2, op->u.svckey.service);
+        sq_bind_blob(st, 3, op->u.svckey.wrapped, op->u.svckey.len);
+        return sq_exec_bound(w, st, "svckey_insert");
+    case STORE_OP_OBJECT_PUT:
+        return sq_object_put(w, &op->u.object, eff);
+    case STORE_OP_OBJECT_DELETE:
+        return sq_object_delete(w, op, eff);
+    case STORE_OP_CHUNK_PUT:
+        if ((rc = sq_stmt(w, SQ_CHUNK_PUT, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.chunk.account);
+        sqlite3_bind_int64(st, 2, op->u.chunk.version);
+        sqlite3_bind_int64(st, 3, op->u.chunk.idx);
+        sq_bind_blob(st, 4, op->u.chunk.data, op->u.chunk.len);
+        return sq_exec_bound(w, st, "chunk_put");
+    case STORE_OP_CHUNKS_DELETE:
+        return sq_chunks_delete(w, op->u.chunks.account, op->u.chunks.version);
+    }
+    BUG("unknown store op");
+}
+
+static void
+sq_maintain(struct store *s, bool idle)
+{
+    struct store_sqlite *q = sq(s);
+    if (q->wal_frames < (idle ? SQ_WAL_IDLE_PAGES : SQ_WAL_MAX_PAGES))
+        return;
+    int log_frames = 0, ckpt = 0;
+    int rc =
+        sqlite3_wal_checkpoint_v2(q->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &ckpt);
+    if (rc != SQLITE_OK) {
+        (void)sq_err(q->w.db, rc, "checkpoint");
+        return;
+    }
+    /* Fully copied back: the next commit starts the WAL over. */
+    if (ckpt >= log_frames)
+        q->wal_frames = 0;
+}
+
+static int
+sq_sync(struct store *s)
+{
+    if (fdatasync(sq(s)->wal_fd)) {
+        log_err("cannot sync store wal error=\"%s\"", strerror(errno));
+        return ERR_IO;
+    }
+    return 0;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .version = STORE_OPS_VERSION,
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .scan = sq_scan,
+    .orphans_delete = sq_orphans_delete,
+    .meta_get = sq_meta_get,
+    .account_get = sq_account_get,
+    .session_get = sq_session_get,
+    .svckey_get = sq_svckey_get,
+    .object_get = sq_object_get,
+    .chunk_get = sq_chunk_get,
+    .feed = sq_feed,
+    .txn_begin = sq_txn_begin,
+    .txn_savepoint = sq_txn_savepoint,
+    .txn_rollback_to = sq_txn_rollback_to,
+    .txn_release = sq_txn_release,
+    .txn_commit = sq_txn_commit,
+    .txn_abort = sq_txn_abort,
+    .apply = sq_apply,
+    .maintain = sq_maintain,
+    .sync = sq_sync,
+};

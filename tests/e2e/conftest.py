@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: Apache-2.0
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import oikostest  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh, initialised (5 shares, threshold 3) and unsealed region."""
+    s = oikostest.Server(tmp_path).start()
+    init = s.init(5, 3)
+    s.shares = init["shares"]
+    s.operator_token = init["operator_token"]
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def user(server):
+    """An account on `server` with a session: (account, token)."""
+    account = server.signup("IN")
+    return account, server.login(account)

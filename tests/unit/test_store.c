@@ -1,0 +1,1421 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_store.c: the conformance suite of store.h, written against the
+ * public interface only so that it runs unchanged on every back-end. The
+ * store comes from OIKOS_TEST_STORE_URL if set (then all tests share it and
+ * use fresh ids, so it need not be empty); otherwise each test gets an SQLite
+ * file in a fresh mkdtemp directory, and a few SQLite-only checks run too
+ * (the lock against a second opener, and that deleted ciphertext is gone
+ * from the file).
+ *
+ * Worker threads never call cmocka assertions (they are not thread-safe):
+ * they count failures, and the test thread asserts on the counts.
+ * OIKOS_TEST_STORE_BENCH_N sets the commits per thread of the throughput
+ * test (64 threads; default 100); the rate is printed.
+ */
+#include "base/common.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "store/store.h"
+
+#define OK(expr) assert_int_equal((expr), 0)
+
+struct fix {
+    struct store *s;
+    char dir[PATH_MAX];
+    char url[PATH_MAX + 16];
+    bool own_dir; /* a fresh SQLite directory (no OIKOS_TEST_STORE_URL) */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+
+static atomic_int id_counter;
+
+/* A fresh account id, unique across tests and runs. */
+static void
+uid(char out[STORE_ID_MAX], const char *tag)
+{
+    snprintf(out, STORE_ID_MAX, "t-%lld-%ld-%d-%s", (long long)time(NULL), (long)getpid(),
+             atomic_fetch_add(&id_counter, 1), tag);
+}
+
+static void
+name_hash(uint8_t out[STORE_HASH_LEN], int name)
+{
+    for (int i = 0; i < STORE_HASH_LEN; i++)
+        out[i] = (uint8_t)(name * 31 + i * 7 + (name >> 8));
+    memcpy(out, &name, sizeof(name));
+}
+
+static struct store_object
+mkobj(const char *account, const char *service, int name, int64_t version, uint64_t size,
+      uint32_t chunks)
+{
+    struct store_object o;
+    memset(&o, 0, sizeof(o));
+    snprintf(o.account, sizeof(o.account), "%s", account);
+    snprintf(o.service, sizeof(o.service), "%s", service);
+    name_hash(o.name_hash, name);
+    int n = snprintf((char *)o.name_sealed, sizeof(o.name_sealed), "sealed-name-%d", name);
+    o.name_sealed_len = (size_t)n;
+    o.version = version;
+    o.size = size;
+    o.chunks = chunks;
+    o.cipher = 2;
+    o.mtime = 1700000000 + name;
+    return o;
+}
+
+/* Fills p with bytes that depend on (version, idx). */
+static void
+chunk_fill(uint8_t *p, size_t n, int64_t version, uint32_t idx)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(version * 13 + idx * 7 + i);
+}
+
+/*
+ * Commits one object with nchunks chunks of chunk_len bytes in one batch.
+ * Returns the commit's result; *seq and *replaced if non-NULL.
+ */
+static int
+put_object(struct store *s, const char *account, const char *service, int name, int64_t version,
+           uint32_t nchunks, size_t chunk_len, bool durable, int64_t *seq, unsigned *replaced)
+{
+    struct store_batch *b = NULL;
+    uint8_t *data = malloc(chunk_len ? chunk_len : 1);
+    int rc = data ? store_batch_new(&b) : ERR_NOMEM;
+    for (uint32_t i = 0; !rc && i < nchunks; i++) {
+        chunk_fill(data, chunk_len, version, i);
+        rc = store_batch_chunk_put(b, account, version, i, SLICE(data, chunk_len));
+    }
+    struct store_object o =
+        mkobj(account, service, name, version, (uint64_t)chunk_len * nchunks, nchunks);
+    if (!rc)
+        rc = store_batch_object_put(b, &o);
+    if (!rc)
+        rc = store_commit(s, b, durable);
+    if (!rc && seq)
+        *seq = store_batch_seq(b);
+    if (!rc && replaced)
+        *replaced = store_batch_replaced(b);
+    store_batch_free(b);
+    free(data);
+    return rc;
+}
+
+static int
+delete_object(struct store *s, const char *account, const char *service, int name, int64_t mtime,
+              int64_t *seq)
+{
+    struct store_batch *b = NULL;
+    uint8_t h[STORE_HASH_LEN];
+    name_hash(h, name);
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_object_delete(b, account, service, h, mtime);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    if (!rc && seq)
+        *seq = store_batch_seq(b);
+    store_batch_free(b);
+    return rc;
+}
+
+static int
+get_object(struct store *s, const char *account, const char *service, int name,
+           struct store_object *out)
+{
+    uint8_t h[STORE_HASH_LEN];
+    name_hash(h, name);
+    return store_object_get(s, account, service, h, out);
+}
+
+/* Checks that chunk idx of (account, version) holds what put_object wrote. */
+static int
+check_chunk(struct store *s, const char *account, int64_t version, uint32_t idx, size_t len)
+{
+    struct buf out;
+    buf_init(&out, 1 << 24);
+    int rc = store_chunk_get(s, account, version, idx, &out);
+    if (!rc && out.len != len)
+        rc = ERR_CORRUPT;
+    if (!rc && len) {
+        uint8_t *want = malloc(len);
+        if (!want) {
+            rc = ERR_NOMEM;
+        } else {
+            chunk_fill(want, len, version, idx);
+            if (memcmp(want, out.data, len))
+                rc = ERR_CORRUPT;
+            free(want);
+        }
+    }
+    buf_release(&out);
+    return rc;
+}
+
+static int
+meta_put(struct store *s, const char *key, const char *val)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_meta_put(b, key, SLICE_STR(val));
+    if (!rc)
+        rc = store_commit(s, b, false);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+stats(struct store *s, uint64_t *objects, uint64_t *bytes)
+{
+    OK(store_stats(s, objects, bytes));
+}
+
+static void
+rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[PATH_MAX * 2];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int
+setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    const char *env = getenv("OIKOS_TEST_STORE_URL");
+    if (env && *env) {
+        snprintf(f->url, sizeof(f->url), "%s", env);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(f->dir, sizeof(f->dir), "%s/oikos-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(f->dir)) {
+            free(f);
+            return -1;
+        }
+        f->own_dir = true;
+        snprintf(f->url, sizeof(f->url), "sqlite:%s/store.db", f->dir);
+    }
+    if (store_open(&f->s, f->url)) {
+        if (f->own_dir)
+            rm_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fix *f = *state;
+    store_close(f->s);
+    if (f->own_dir)
+        rm_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Closes and reopens the fixture's store. */
+static void
+reopen(struct fix *f)
+{
+    store_close(f->s);
+    f->s = NULL;
+    OK(store_open(&f->s, f->url));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening                                                                  */
+
+static void
+test_open_urls(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&s, ""), ERR_INVAL);
+    assert_null(s);
+    assert_int_equal(store_open(&s, "sqlite:"), ERR_INVAL);
+    assert_int_equal(store_open(&s, "nosuch://host/db"), ERR_INVAL);
+    assert_int_equal(store_open(&s, "sqlite::memory:"), ERR_INVAL);
+    assert_null(s);
+    store_close(NULL);
+    assert_non_null(store_backend(f->s));
+    if (!f->own_dir)
+        return;
+
+    assert_string_equal(store_backend(f->s), "sqlite");
+    /* A second store on the same database is refused while the first is open. */
+    assert_int_equal(store_open(&s, f->url), ERR_UNAVAILABLE);
+    assert_null(s);
+    OK(meta_put(f->s, "k", "v"));
+    store_close(f->s);
+    f->s = NULL;
+
+    /* "sqlite:PATH" and a plain PATH name the same store. */
+    char plain[PATH_MAX + 16];
+    snprintf(plain, sizeof(plain), "%s/store.db", f->dir);
+    OK(store_open(&f->s, plain));
+    assert_string_equal(store_backend(f->s), "sqlite");
+    struct buf v;
+    buf_init(&v, 100);
+    OK(store_meta_get(f->s, "k", &v));
+    assert_string_equal(v.data, "v");
+    buf_release(&v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+
+static void
+test_meta(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char key[STORE_META_KEY_MAX];
+    uid(key, "meta");
+    struct buf v;
+    buf_init(&v, 1000);
+    assert_int_equal(store_meta_get(s, key, &v), ERR_NOT_FOUND);
+
+    OK(meta_put(s, key, "one"));
+    OK(buf_adds(&v, "junk that must go"));
+    OK(store_meta_get(s, key, &v));
+    assert_int_equal(v.len, 3);
+    assert_string_equal(v.data, "one");
+
+    /* A put replaces; values are bytes, NULs included. */
+    static const uint8_t bin[] = {0, 1, 2, 0, 255};
+    struct store_batch *b;
+    OK(store_batch_new(&b));
+    OK(store_batch_meta_put(b, key, SLICE(bin, sizeof(bin))));
+    OK(store_commit(s, b, true));
+    store_batch_free(b);
+    OK(store_meta_get(s, key, &v));
+    assert_int_equal(v.len, sizeof(bin));
+    assert_memory_equal(v.data, bin, sizeof(bin));
+
+    /* An empty value is a value, not an absence. */
+    OK(meta_put(s, key, ""));
+    OK(store_meta_get(s, key, &v));
+    assert_int_equal(v.len, 0);
+
+    /* The caller's limit holds. */
+    char big[200];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    OK(meta_put(s, key, big));
+    struct buf small;
+    buf_init(&small, 10);
+    assert_int_equal(store_meta_get(s, key, &small), ERR_LIMIT);
+    buf_release(&small);
+    buf_release(&v);
+}
+
+static struct store_account
+mkaccount(const char *id)
+{
+    struct store_account a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    snprintf(a.country, sizeof(a.country), "IN");
+    snprintf(a.pwhash, sizeof(a.pwhash), "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+    a.wrapped_len = 72;
+    for (size_t i = 0; i < a.wrapped_len; i++)
+        a.wrapped_key[i] = (uint8_t)(i * 3 + 1);
+    a.created = 1700000123;
+    return a;
+}
+
+static int
+account_insert(struct store *s, const struct store_account *a)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_account_insert(b, a);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+test_account(void **state)
+{
+    struct fix *f = *state;
+    char id[STORE_ID_MAX];
+    uid(id, "acct");
+    struct store_account a = mkaccount(id), got;
+    assert_int_equal(store_account_get(f->s, id, &got), ERR_NOT_FOUND);
+    OK(account_insert(f->s, &a));
+    memset(&got, 0x55, sizeof(got));
+    OK(store_account_get(f->s, id, &got));
+    assert_string_equal(got.id, id);
+    assert_string_equal(got.country, "IN");
+    assert_string_equal(got.pwhash, a.pwhash);
+    assert_int_equal(got.wrapped_len, a.wrapped_len);
+    assert_memory_equal(got.wrapped_key, a.wrapped_key, a.wrapped_len);
+    assert_int_equal(got.created, a.created);
+
+    /* The id is taken: ERR_EXISTS, and the first account is unchanged. */
+    struct store_account other = mkaccount(id);
+    snprintf(other.country, sizeof(other.country), "SG");
+    assert_int_equal(account_insert(f->s, &other), ERR_EXISTS);
+    OK(store_account_get(f->s, id, &got));
+    assert_string_equal(got.country, "IN");
+}
+
+static int
+session_batch(struct store *s, const struct store_session *ins, const uint8_t *del)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc && ins)
+        rc = store_batch_session_insert(b, ins);
+    if (!rc && del)
+        rc = store_batch_session_delete(b, del);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+test_session(void **state)
+{
+    struct fix *f = *state;
+    struct store_session se, got;
+    memset(&se, 0, sizeof(se));
+    uid(se.account, "sess");
+    /* Unique per run: the token hash starts with the (unique) account id. */
+    snprintf((char *)se.token_hash, sizeof(se.token_hash), "%.31s", se.account);
+    se.created = 100;
+    se.expires = 200;
+    assert_int_equal(store_session_get(f->s, se.token_hash, &got), ERR_NOT_FOUND);
+    OK(session_batch(f->s, &se, NULL));
+    OK(store_session_get(f->s, se.token_hash, &got));
+    assert_string_equal(got.account, se.account);
+    assert_memory_equal(got.token_hash, se.token_hash, STORE_HASH_LEN);
+    assert_int_equal(got.created, 100);
+    assert_int_equal(got.expires, 200);
+
+    /* A token hash is unique, whatever the account. */
+    struct store_session dup = se;
+    uid(dup.account, "sess2");
+    assert_int_equal(session_batch(f->s, &dup, NULL), ERR_EXISTS);
+
+    OK(session_batch(f->s, NULL, se.token_hash));
+    assert_int_equal(store_session_get(f->s, se.token_hash, &got), ERR_NOT_FOUND);
+    /* Deleting a session that is not there is no error. */
+    OK(session_batch(f->s, NULL, se.token_hash));
+}
+
+static int
+svckey_insert(struct store *s, const char *account, const char *service, struct slice w)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_svckey_insert(b, account, service, w);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+test_svckey(void **state)
+{
+    struct fix *f = *state;
+    char acct[STORE_ID_MAX];
+    uid(acct, "svk");
+    uint8_t w1[60], w2[60], out[STORE_WRAPPED_MAX];
+    size_t n = 0;
+    memset(w1, 0xa1, sizeof(w1));
+    memset(w2, 0xb2, sizeof(w2));
+    assert_int_equal(store_svckey_get(f->s, acct, "contacts", out, sizeof(out), &n), ERR_NOT_FOUND);
+    OK(svckey_insert(f->s, acct, "contacts", SLICE(w1, sizeof(w1))));
+    OK(svckey_insert(f->s, acct, "sms", SLICE(w2, sizeof(w2))));
+    OK(store_svckey_get(f->s, acct, "contacts", out, sizeof(out), &n));
+    assert_int_equal(n, sizeof(w1));
+    assert_memory_equal(out, w1, sizeof(w1));
+    OK(store_svckey_get(f->s, acct, "sms", out, sizeof(out), &n));
+    assert_memory_equal(out, w2, sizeof(w2));
+    assert_int_equal(svckey_insert(f->s, acct, "contacts", SLICE(w2, sizeof(w2))), ERR_EXISTS);
+    OK(store_svckey_get(f->s, acct, "contacts", out, sizeof(out), &n));
+    assert_memory_equal(out, w1, sizeof(w1));
+    /* A buffer too small for the key. */
+    assert_int_equal(store_svckey_get(f->s, acct, "contacts", out, 10, &n), ERR_LIMIT);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Objects and chunks                                                       */
+
+static void
+test_object_put_replace(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "obj");
+    struct store_object got;
+    int64_t seq1 = 0, seq2 = 0, seq3 = 0;
+    unsigned replaced = 99;
+
+    assert_int_equal(get_object(s, acct, "photos", 1, &got), ERR_NOT_FOUND);
+    OK(put_object(s, acct, "photos", 1, 10, 2, 1000, true, &seq1, &replaced));
+    assert_int_equal(replaced, 0);
+    assert_true(seq1 > 0);
+    OK(get_object(s, acct, "photos", 1, &got));
+    struct store_object want = mkobj(acct, "photos", 1, 10, 2000, 2);
+    assert_string_equal(got.account, acct);
+    assert_string_equal(got.service, "photos");
+    assert_memory_equal(got.name_hash, want.name_hash, STORE_HASH_LEN);
+    assert_int_equal(got.name_sealed_len, want.name_sealed_len);
+    assert_memory_equal(got.name_sealed, want.name_sealed, want.name_sealed_len);
+    assert_int_equal(got.version, 10);
+    assert_int_equal(got.seq, seq1);
+    assert_int_equal(got.size, 2000);
+    assert_int_equal(got.chunks, 2);
+    assert_int_equal(got.cipher, 2);
+    assert_int_equal(got.mtime, want.mtime);
+    assert_false(got.deleted);
+    OK(check_chunk(s, acct, 10, 0, 1000));
+    OK(check_chunk(s, acct, 10, 1, 1000));
+    assert_int_equal(check_chunk(s, acct, 10, 2, 0), ERR_NOT_FOUND);
+    /* Same name in another service, or another account, is another object. */
+    assert_int_equal(get_object(s, acct, "contacts", 1, &got), ERR_NOT_FOUND);
+    assert_int_equal(get_object(s, "t-nobody", "photos", 1, &got), ERR_NOT_FOUND);
+
+    /* Replacing: a new seq, and the old version's chunks are gone. */
+    OK(put_object(s, acct, "photos", 1, 11, 1, 500, true, &seq2, &replaced));
+    assert_int_equal(replaced, 1);
+    assert_true(seq2 > seq1);
+    OK(get_object(s, acct, "photos", 1, &got));
+    assert_int_equal(got.version, 11);
+    assert_int_equal(got.seq, seq2);
+    assert_int_equal(got.size, 500);
+    assert_int_equal(check_chunk(s, acct, 10, 0, 1000), ERR_NOT_FOUND);
+    assert_int_equal(check_chunk(s, acct, 10, 1, 1000), ERR_NOT_FOUND);
+    OK(check_chunk(s, acct, 11, 0, 500));
+
+    /* Putting the same version again keeps its chunks. */
+    struct store_batch *b;
+    struct store_object o = mkobj(acct, "photos", 1, 11, 500, 1);
+    OK(store_batch_new(&b));
+    OK(store_batch_object_put(b, &o));
+    OK(store_commit(s, b, true));
+    assert_int_equal(store_batch_replaced(b), 1);
+    seq3 = store_batch_seq(b);
+    assert_true(seq3 > seq2);
+    store_batch_free(b);
+    OK(check_chunk(s, acct, 11, 0, 500));
+}
+
+static void
+test_object_delete(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "del");
+    struct store_object got;
+    int64_t seq_put = 0, seq_del = 0, seq_again = 0;
+    unsigned replaced = 99;
+
+    assert_int_equal(delete_object(s, acct, "sms", 5, 1, NULL), ERR_NOT_FOUND);
+    OK(put_object(s, acct, "sms", 5, 50, 3, 100, true, &seq_put, NULL));
+    OK(delete_object(s, acct, "sms", 5, 1800000000, &seq_del));
+    assert_true(seq_del > seq_put);
+    assert_int_equal(get_object(s, acct, "sms", 5, &got), ERR_NOT_FOUND);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(check_chunk(s, acct, 50, i, 100), ERR_NOT_FOUND);
+    /* A tombstone is not live: deleting again fails. */
+    assert_int_equal(delete_object(s, acct, "sms", 5, 1, NULL), ERR_NOT_FOUND);
+
+    /* Putting over a tombstone makes a live object; nothing was replaced. */
+    OK(put_object(s, acct, "sms", 5, 51, 1, 10, true, &seq_again, &replaced));
+    assert_int_equal(replaced, 0);
+    assert_true(seq_again > seq_del);
+    OK(get_object(s, acct, "sms", 5, &got));
+    assert_int_equal(got.version, 51);
+    OK(check_chunk(s, acct, 51, 0, 10));
+}
+
+static void
+test_chunks(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "chk");
+    struct store_batch *b;
+    struct buf out;
+    buf_init(&out, 4 << 20);
+
+    /* A chunk put replaces the chunk at the same index. */
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 7, 0, SLICE_STR("first")));
+    OK(store_batch_chunk_put(b, acct, 7, 0, SLICE_STR("second")));
+    OK(store_batch_chunk_put(b, acct, 7, 1, SLICE("", 0)));
+    OK(store_commit(s, b, false));
+    store_batch_free(b);
+    OK(buf_adds(&out, "junk"));
+    OK(store_chunk_get(s, acct, 7, 0, &out));
+    assert_int_equal(out.len, 6);
+    assert_memory_equal(out.data, "second", 6);
+    OK(store_chunk_get(s, acct, 7, 1, &out));
+    assert_int_equal(out.len, 0);
+    assert_int_equal(store_chunk_get(s, acct, 8, 0, &out), ERR_NOT_FOUND);
+
+    /* A large chunk, and a reader's limit. */
+    size_t big = 3u << 20;
+    uint8_t *data = malloc(big);
+    assert_non_null(data);
+    chunk_fill(data, big, 9, 0);
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 9, 0, SLICE(data, big)));
+    OK(store_commit(s, b, true));
+    store_batch_free(b);
+    free(data);
+    OK(check_chunk(s, acct, 9, 0, big));
+    struct buf small;
+    buf_init(&small, 1000);
+    assert_int_equal(store_chunk_get(s, acct, 9, 0, &small), ERR_LIMIT);
+    buf_release(&small);
+
+    /* chunks_delete drops every chunk of one version only. */
+    OK(store_batch_new(&b));
+    OK(store_batch_chunks_delete(b, acct, 7));
+    OK(store_commit(s, b, true));
+    store_batch_free(b);
+    assert_int_equal(store_chunk_get(s, acct, 7, 0, &out), ERR_NOT_FOUND);
+    assert_int_equal(store_chunk_get(s, acct, 7, 1, &out), ERR_NOT_FOUND);
+    OK(check_chunk(s, acct, 9, 0, big));
+    buf_release(&out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The change feed                                                          */
+
+struct feed_rows {
+    int n;
+    int stop_after; /* return 7 after this many rows; 0: never */
+    int64_t seq[16];
+    int64_t version[16];
+    bool deleted[16];
+};
+
+static int
+feed_collect(void *ctx, const struct store_object *o)
+{
+    struct feed_rows *r = ctx;
+    if (r->n < 16) {
+        r->seq[r->n] = o->seq;
+        r->version[r->n] = o->version;
+        r->deleted[r->n] = o->deleted;
+    }
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after ? 7 : 0;
+}
+
+static void
+test_feed(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "feed");
+    int64_t s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, sother = 0;
+    OK(put_object(s, acct, "contacts", 1, 101, 1, 10, true, &s1, NULL));
+    OK(put_object(s, acct, "contacts", 2, 102, 1, 10, false, &s2, NULL));
+    OK(put_object(s, acct, "contacts", 3, 103, 1, 10, true, &s3, NULL));
+    OK(put_object(s, acct, "calllog", 1, 104, 1, 10, true, &sother, NULL));
+    OK(delete_object(s, acct, "contacts", 2, 1, &s4));
+    OK(put_object(s, acct, "contacts", 1, 105, 1, 10, true, &s5, NULL));
+    assert_true(s1 < s2 && s2 < s3 && s3 < sother && sother < s4 && s4 < s5);
+
+    /* One row per name, at its latest seq, in seq order, tombstones included. */
+    struct feed_rows r = {0};
+    OK(store_feed(s, acct, "contacts", 0, 100, feed_collect, &r));
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.seq[0], s3);
+    assert_int_equal(r.version[0], 103);
+    assert_false(r.deleted[0]);
+    assert_int_equal(r.seq[1], s4);
+    assert_true(r.deleted[1]);
+    assert_int_equal(r.seq[2], s5);
+    assert_int_equal(r.version[2], 105);
+
+    /* since is exclusive. */
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, acct, "contacts", s3, 100, feed_collect, &r));
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.seq[0], s4);
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, acct, "contacts", s5, 100, feed_collect, &r));
+    assert_int_equal(r.n, 0);
+
+    /* limit. */
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, acct, "contacts", 0, 2, feed_collect, &r));
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.seq[1], s4);
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, acct, "contacts", 0, 0, feed_collect, &r));
+    assert_int_equal(r.n, 0);
+
+    /* The callback stops the feed and its value is returned. */
+    memset(&r, 0, sizeof(r));
+    r.stop_after = 1;
+    assert_int_equal(store_feed(s, acct, "contacts", 0, 100, feed_collect, &r), 7);
+    assert_int_equal(r.n, 1);
+
+    /* Other services and accounts are apart. */
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, acct, "calllog", 0, 100, feed_collect, &r));
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.seq[0], sother);
+    memset(&r, 0, sizeof(r));
+    OK(store_feed(s, "t-nobody", "contacts", 0, 100, feed_collect, &r));
+    assert_int_equal(r.n, 0);
+}
+
+/* A feed callback that writes: reads must not block the writer. */
+struct feed_writer {
+    struct store *s;
+    const char *account;
+    int rows;
+    int rc;
+};
+
+static int
+feed_write(void *ctx, const struct store_object *o)
+{
+    struct feed_writer *fw = ctx;
+    (void)o;
+    fw->rows++;
+    if (!fw->rc)
+        fw->rc = put_object(fw->s, fw->account, "contacts", 100 + fw->rows, 1000 + fw->rows, 1, 10,
+                            true, NULL, NULL);
+    return 0;
+}
+
+static void
+test_read_during_write(void **state)
+{
+    struct fix *f = *state;
+    char acct[STORE_ID_MAX];
+    uid(acct, "rdw");
+    for (int i = 1; i <= 3; i++)
+        OK(put_object(f->s, acct, "contacts", i, i, 1, 10, true, NULL, NULL));
+    struct feed_writer fw = {f->s, acct, 0, 0};
+    OK(store_feed(f->s, acct, "contacts", 0, 100, feed_write, &fw));
+    OK(fw.rc);
+    /* The feed read one snapshot: the rows written meanwhile were not in it. */
+    assert_int_equal(fw.rows, 3);
+    struct feed_rows r = {0};
+    OK(store_feed(f->s, acct, "contacts", 0, 100, feed_collect, &r));
+    assert_int_equal(r.n, 6);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                  */
+
+static void
+test_batch_atomic(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX], fresh[STORE_ID_MAX], key[STORE_META_KEY_MAX];
+    uid(acct, "atom");
+    uid(fresh, "atom2");
+    uid(key, "atomk");
+    struct store_account a = mkaccount(acct), b2 = mkaccount(fresh), got;
+    OK(account_insert(s, &a));
+    uint64_t objs0, bytes0, objs1, bytes1;
+    stats(s, &objs0, &bytes0);
+
+    /* A taken account id fails the whole batch. */
+    struct store_batch *b;
+    OK(store_batch_new(&b));
+    OK(store_batch_meta_put(b, key, SLICE_STR("x")));
+    OK(store_batch_account_insert(b, &b2));
+    OK(store_batch_account_insert(b, &a));
+    assert_int_equal(store_commit(s, b, true), ERR_EXISTS);
+    store_batch_free(b);
+    struct buf v;
+    buf_init(&v, 100);
+    assert_int_equal(store_meta_get(s, key, &v), ERR_NOT_FOUND);
+    assert_int_equal(store_account_get(s, fresh, &got), ERR_NOT_FOUND);
+
+    /* A delete of a missing object fails its batch: no chunk, no object. */
+    uint8_t h[STORE_HASH_LEN];
+    name_hash(h, 999);
+    struct store_object o = mkobj(acct, "photos", 1, 77, 4, 1);
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 77, 0, SLICE_STR("data")));
+    OK(store_batch_object_put(b, &o));
+    OK(store_batch_object_delete(b, acct, "photos", h, 5));
+    assert_int_equal(store_commit(s, b, true), ERR_NOT_FOUND);
+    assert_int_equal(store_batch_seq(b), 0);
+    assert_int_equal(store_batch_replaced(b), 0);
+    struct store_object gobj;
+    assert_int_equal(get_object(s, acct, "photos", 1, &gobj), ERR_NOT_FOUND);
+    assert_int_equal(store_chunk_get(s, acct, 77, 0, &v), ERR_NOT_FOUND);
+    stats(s, &objs1, &bytes1);
+    assert_int_equal(objs1, objs0);
+    assert_int_equal(bytes1, bytes0);
+
+    /* The same batch without the bad op commits, seq and all. */
+    store_batch_free(b);
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 77, 0, SLICE_STR("data")));
+    OK(store_batch_object_put(b, &o));
+    OK(store_commit(s, b, true));
+    assert_true(store_batch_seq(b) > 0);
+    store_batch_free(b);
+    OK(store_chunk_get(s, acct, 77, 0, &v));
+    buf_release(&v);
+
+    /* An empty batch commits as a no-op. */
+    OK(store_batch_new(&b));
+    OK(store_commit(s, b, true));
+    assert_int_equal(store_batch_seq(b), 0);
+    store_batch_free(b);
+}
+
+static void
+test_batch_replaced_seq(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "rep");
+    OK(put_object(s, acct, "photos", 1, 1, 0, 0, false, NULL, NULL));
+    OK(put_object(s, acct, "photos", 2, 2, 0, 0, false, NULL, NULL));
+    OK(put_object(s, acct, "photos", 3, 3, 0, 0, false, NULL, NULL));
+    OK(delete_object(s, acct, "photos", 3, 1, NULL));
+
+    /* Two live objects replaced, one tombstone and one new name not counted. */
+    struct store_batch *b;
+    OK(store_batch_new(&b));
+    for (int name = 1; name <= 4; name++) {
+        struct store_object o = mkobj(acct, "photos", name, 10 + name, 0, 0);
+        OK(store_batch_object_put(b, &o));
+    }
+    OK(store_commit(s, b, false));
+    assert_int_equal(store_batch_replaced(b), 2);
+    int64_t last = store_batch_seq(b);
+    store_batch_free(b);
+
+    /* The batch's seq is the last op's; its ops got increasing seqs. */
+    struct store_object got;
+    int64_t prev = 0;
+    for (int name = 1; name <= 4; name++) {
+        OK(get_object(s, acct, "photos", name, &got));
+        assert_true(got.seq > prev);
+        prev = got.seq;
+    }
+    assert_int_equal(prev, last);
+}
+
+static void
+test_invalid_args(void **state)
+{
+    struct fix *f = *state;
+    struct store_batch *b;
+    OK(store_batch_new(&b));
+    char longid[STORE_ID_MAX + 10];
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = 0;
+    char longkey[STORE_META_KEY_MAX + 1];
+    memset(longkey, 'k', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = 0;
+
+    assert_int_equal(store_batch_meta_put(b, longkey, SLICE_STR("v")), ERR_INVAL);
+    assert_int_equal(store_batch_meta_put(b, "", SLICE_STR("v")), ERR_INVAL);
+    assert_int_equal(store_batch_chunk_put(b, longid, 1, 0, SLICE_STR("v")), ERR_INVAL);
+    assert_int_equal(store_batch_chunk_put(b, "", 1, 0, SLICE_STR("v")), ERR_INVAL);
+    assert_int_equal(store_batch_chunks_delete(b, longid, 1), ERR_INVAL);
+    assert_int_equal(store_batch_svckey_insert(b, "a", "averyveryverylongservice", SLICE("", 0)),
+                     ERR_INVAL);
+    uint8_t w[STORE_WRAPPED_MAX + 1] = {0};
+    assert_int_equal(store_batch_svckey_insert(b, "a", "sms", SLICE(w, sizeof(w))), ERR_INVAL);
+
+    struct store_account a = mkaccount("x");
+    memset(a.id, 'i', sizeof(a.id)); /* no NUL */
+    assert_int_equal(store_batch_account_insert(b, &a), ERR_INVAL);
+    a = mkaccount("x");
+    a.wrapped_len = STORE_WRAPPED_MAX + 1;
+    assert_int_equal(store_batch_account_insert(b, &a), ERR_INVAL);
+
+    struct store_object o = mkobj("x", "photos", 1, 1, 1, 1);
+    o.name_sealed_len = STORE_NAME_SEALED_MAX + 1;
+    assert_int_equal(store_batch_object_put(b, &o), ERR_INVAL);
+    o = mkobj("x", "", 1, 1, 1, 1);
+    assert_int_equal(store_batch_object_put(b, &o), ERR_INVAL);
+    o = mkobj("x", "photos", 1, 1, 1, 1);
+    o.size = UINT64_MAX;
+    assert_int_equal(store_batch_object_put(b, &o), ERR_INVAL);
+    uint8_t h[STORE_HASH_LEN] = {0};
+    assert_int_equal(store_batch_object_delete(b, "x", "", h, 1), ERR_INVAL);
+
+    /* Nothing invalid was appended: the batch is still empty. */
+    OK(store_commit(f->s, b, true));
+    assert_int_equal(store_batch_seq(b), 0);
+    store_batch_free(b);
+    store_batch_free(NULL);
+
+    struct store_object got;
+    assert_int_equal(store_object_get(f->s, longid, "photos", h, &got), ERR_INVAL);
+    struct store_account ga;
+    assert_int_equal(store_account_get(f->s, longid, &ga), ERR_INVAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Counters                                                                 */
+
+static void
+test_stats(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX];
+    uid(acct, "stats");
+    uint64_t o0, b0, o, b;
+    stats(s, &o0, &b0);
+    OK(put_object(s, acct, "photos", 1, 1, 1, 10, false, NULL, NULL));
+    OK(put_object(s, acct, "photos", 2, 2, 2, 10, false, NULL, NULL));
+    stats(s, &o, &b);
+    assert_int_equal(o - o0, 2);
+    assert_int_equal(b - b0, 30);
+    OK(put_object(s, acct, "photos", 2, 3, 1, 5, false, NULL, NULL)); /* replace: 20 -> 5 */
+    stats(s, &o, &b);
+    assert_int_equal(o - o0, 2);
+    assert_int_equal(b - b0, 15);
+    OK(delete_object(s, acct, "photos", 1, 1, NULL));
+    stats(s, &o, &b);
+    assert_int_equal(o - o0, 1);
+    assert_int_equal(b - b0, 5);
+    OK(put_object(s, acct, "photos", 1, 4, 1, 7, false, NULL, NULL)); /* over a tombstone */
+    stats(s, &o, &b);
+    assert_int_equal(o - o0, 2);
+    assert_int_equal(b - b0, 12);
+    /* A failed batch counts nothing. */
+    assert_int_equal(delete_object(s, acct, "photos", 9, 1, NULL), ERR_NOT_FOUND);
+    stats(s, &o, &b);
+    assert_int_equal(o - o0, 2);
+
+    /* The counters survive a reopen. */
+    reopen(f);
+    stats(f->s, &o, &b);
+    assert_int_equal(o - o0, 2);
+    assert_int_equal(b - b0, 12);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reopening                                                                */
+
+static void
+test_reopen_orphans(void **state)
+{
+    struct fix *f = *state;
+    char acct[STORE_ID_MAX], key[STORE_META_KEY_MAX];
+    uid(acct, "reo");
+    uid(key, "reok");
+    struct store_account a = mkaccount(acct), ga;
+    OK(account_insert(f->s, &a));
+    OK(meta_put(f->s, key, "kept"));
+    int64_t seq = 0, seq_del = 0;
+    OK(put_object(f->s, acct, "photos", 1, 1, 2, 100, false, &seq, NULL));
+    OK(put_object(f->s, acct, "photos", 2, 2, 1, 100, false, NULL, NULL));
+    OK(delete_object(f->s, acct, "photos", 2, 1, &seq_del));
+
+    /* An upload that never got its object row: chunks only. */
+    struct store_batch *b;
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 3, 0, SLICE_STR("orphan0")));
+    OK(store_batch_chunk_put(b, acct, 3, 1, SLICE_STR("orphan1")));
+    OK(store_commit(f->s, b, false));
+    store_batch_free(b);
+    struct buf v;
+    buf_init(&v, 1000);
+    OK(store_chunk_get(f->s, acct, 3, 0, &v));
+
+    reopen(f);
+    OK(store_account_get(f->s, acct, &ga));
+    assert_memory_equal(ga.wrapped_key, a.wrapped_key, a.wrapped_len);
+    OK(store_meta_get(f->s, key, &v));
+    assert_string_equal(v.data, "kept");
+    struct store_object got;
+    OK(get_object(f->s, acct, "photos", 1, &got));
+    assert_int_equal(got.seq, seq);
+    OK(check_chunk(f->s, acct, 1, 0, 100));
+    OK(check_chunk(f->s, acct, 1, 1, 100));
+    assert_int_equal(get_object(f->s, acct, "photos", 2, &got), ERR_NOT_FOUND);
+    assert_int_equal(store_chunk_get(f->s, acct, 3, 0, &v), ERR_NOT_FOUND);
+    assert_int_equal(store_chunk_get(f->s, acct, 3, 1, &v), ERR_NOT_FOUND);
+    buf_release(&v);
+
+    /* seq carries on above everything stored. */
+    int64_t seq2 = 0;
+    OK(put_object(f->s, acct, "photos", 4, 4, 1, 1, true, &seq2, NULL));
+    assert_true(seq2 > seq_del);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Concurrency                                                              */
+
+struct worker {
+    pthread_t th;
+    struct store *s;
+    int id;
+    int n;
+    const char *account;
+    bool durable;
+    atomic_int *failures;
+    /* test_seq_order */
+    atomic_llong *max_done;
+    int64_t *seqs;
+    /* test_group_isolation */
+    int *results;
+};
+
+/* Many threads at once, one third of their batches invalid. */
+static void *
+isolation_worker(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        int name = w->id * 10000 + i;
+        char key[STORE_META_KEY_MAX];
+        snprintf(key, sizeof(key), "%.40s-%d", w->account, name);
+        struct store_batch *b = NULL;
+        struct store_object o = mkobj(w->account, "sms", name, name, 3, 1);
+        uint8_t missing[STORE_HASH_LEN];
+        name_hash(missing, -1 - name);
+        int rc = store_batch_new(&b);
+        if (!rc)
+            rc = store_batch_meta_put(b, key, SLICE_STR("v"));
+        if (!rc)
+            rc = store_batch_chunk_put(b, w->account, name, 0, SLICE_STR("abc"));
+        if (!rc)
+            rc = store_batch_object_put(b, &o);
+        if (!rc && i % 3 == 1)
+            rc = store_batch_object_delete(b, w->account, "sms", missing, 1);
+        if (!rc)
+            rc = store_commit(w->s, b, i % 2 == 0);
+        w->results[i] = rc;
+        store_batch_free(b);
+    }
+    return NULL;
+}
+
+static void
+test_group_isolation(void **state)
+{
+    struct fix *f = *state;
+    enum { T = 16, N = 60 };
+    char acct[STORE_ID_MAX];
+    uid(acct, "iso");
+    struct worker w[T];
+    static int results[T][N];
+    for (int t = 0; t < T; t++) {
+        w[t] = (struct worker){.s = f->s, .id = t, .n = N, .account = acct, .results = results[t]};
+        assert_int_equal(pthread_create(&w[t].th, NULL, isolation_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(w[t].th, NULL);
+
+    struct buf v;
+    buf_init(&v, 100);
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < N; i++) {
+            int name = t * 10000 + i;
+            char key[STORE_META_KEY_MAX];
+            snprintf(key, sizeof(key), "%.40s-%d", acct, name);
+            struct store_object got;
+            if (i % 3 == 1) {
+                assert_int_equal(results[t][i], ERR_NOT_FOUND);
+                assert_int_equal(store_meta_get(f->s, key, &v), ERR_NOT_FOUND);
+                assert_int_equal(get_object(f->s, acct, "sms", name, &got), ERR_NOT_FOUND);
+                assert_int_equal(store_chunk_get(f->s, acct, name, 0, &v), ERR_NOT_FOUND);
+            } else {
+                OK(results[t][i]);
+                OK(store_meta_get(f->s, key, &v));
+                OK(get_object(f->s, acct, "sms", name, &got));
+                OK(store_chunk_get(f->s, acct, name, 0, &v));
+            }
+        }
+    }
+    buf_release(&v);
+}
+
+/* Each commit's seq must exceed every seq returned before it started. */
+static void *
+seq_worker(void *arg)
+{
+    struct worker *w = arg;
+    int64_t prev = 0;
+    for (int i = 0; i < w->n; i++) {
+        int64_t before = atomic_load(w->max_done), seq = 0;
+        int rc = put_object(w->s, w->account, "contacts", w->id * 10000 + i, w->id * 10000 + i, 0,
+                            0, i % 4 == 0, &seq, NULL);
+        if (rc || seq <= before || seq <= prev)
+            atomic_fetch_add(w->failures, 1);
+        prev = seq;
+        w->seqs[i] = seq;
+        long long cur = atomic_load(w->max_done);
+        while (cur < seq && !atomic_compare_exchange_weak(w->max_done, &cur, seq))
+            ;
+    }
+    return NULL;
+}
+
+struct seq_check {
+    int64_t last;
+    int n;
+    int bad;
+};
+
+static int
+seq_check_cb(void *ctx, const struct store_object *o)
+{
+    struct seq_check *c = ctx;
+    if (o->seq <= c->last)
+        c->bad++;
+    c->last = o->seq;
+    c->n++;
+    return 0;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void
+test_seq_order(void **state)
+{
+    struct fix *f = *state;
+    enum { T = 8, N = 150 };
+    char acct[STORE_ID_MAX];
+    uid(acct, "seq");
+    atomic_int failures = 0;
+    atomic_llong max_done = 0;
+    static int64_t seqs[T * N];
+    struct worker w[T];
+    for (int t = 0; t < T; t++) {
+        w[t] = (struct worker){.s = f->s,
+                               .id = t,
+                               .n = N,
+                               .account = acct,
+                               .failures = &failures,
+                               .max_done = &max_done,
+                               .seqs = seqs + t * N};
+        assert_int_equal(pthread_create(&w[t].th, NULL, seq_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(w[t].th, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    qsort(seqs, T * N, sizeof(seqs[0]), cmp_i64);
+    for (int i = 1; i < T * N; i++)
+        assert_true(seqs[i] > seqs[i - 1]);
+    struct seq_check c = {0};
+    OK(store_feed(f->s, acct, "contacts", 0, 100000, seq_check_cb, &c));
+    assert_int_equal(c.n, T * N);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(c.last, seqs[T * N - 1]);
+}
+
+static void *
+load_worker(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        int name = w->id * 100000 + i;
+        if (put_object(w->s, w->account, "photos", name, name, 1, 1024, w->durable, NULL, NULL))
+            atomic_fetch_add(w->failures, 1);
+    }
+    return NULL;
+}
+
+/* Runs threads x n commits of one 1 KiB object each; returns commits/s. */
+static double
+run_load(struct store *s, const char *account, int threads, int n, bool durable,
+         atomic_int *failures)
+{
+    struct worker *w = calloc((size_t)threads, sizeof(*w));
+    assert_non_null(w);
+    uint64_t t0 = clock_mono_ns();
+    for (int t = 0; t < threads; t++) {
+        w[t] = (struct worker){
+            .s = s, .id = t, .n = n, .account = account, .durable = durable, .failures = failures};
+        assert_int_equal(pthread_create(&w[t].th, NULL, load_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < threads; t++)
+        pthread_join(w[t].th, NULL);
+    uint64_t dt = clock_mono_ns() - t0;
+    free(w);
+    return (double)threads * n / ((double)dt / 1e9);
+}
+
+static void
+test_concurrent_commits(void **state)
+{
+    struct fix *f = *state;
+    enum { T = 16, N = 500 };
+    char acct[STORE_ID_MAX];
+    uid(acct, "conc");
+    atomic_int failures = 0;
+    uint64_t o0, b0, o, b;
+    stats(f->s, &o0, &b0);
+    double rate = run_load(f->s, acct, T, N, true, &failures);
+    assert_int_equal(atomic_load(&failures), 0);
+    printf("# %d threads x %d durable commits: %.0f commits/s\n", T, N, rate);
+    stats(f->s, &o, &b);
+    assert_int_equal(o - o0, T * N);
+    assert_int_equal(b - b0, (uint64_t)T * N * 1024);
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < N; i++) {
+            int name = t * 100000 + i;
+            struct store_object got;
+            OK(get_object(f->s, acct, "photos", name, &got));
+            assert_int_equal(got.version, name);
+            assert_int_equal(got.size, 1024);
+            OK(check_chunk(f->s, acct, name, 0, 1024));
+        }
+    }
+}
+
+static void
+test_throughput(void **state)
+{
+    struct fix *f = *state;
+    int n = 100;
+    const char *env = getenv("OIKOS_TEST_STORE_BENCH_N");
+    uint64_t v;
+    if (env && !parse_u64(env, 1, 1000000, &v))
+        n = (int)v;
+    char acct[STORE_ID_MAX];
+    uid(acct, "bench");
+    atomic_int failures = 0;
+    double rate = run_load(f->s, acct, 64, n, true, &failures);
+    assert_int_equal(atomic_load(&failures), 0);
+    printf("# 64 threads x %d durable 1 KiB object commits: %.0f commits/s\n", n, rate);
+}
+
+/* Commits non-durable objects until the process is killed. */
+static void *
+kill_noise(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0;; i++)
+        if (put_object(w->s, w->account, "sms", i, 500000 + i, 1, 100, false, NULL, NULL))
+            return NULL;
+}
+
+/*
+ * A process killed with SIGKILL while committing loses no acknowledged
+ * durable commit, and seq goes on above every seq it acknowledged.
+ */
+static void
+test_kill_keeps_acked(void **state)
+{
+    struct fix *f = *state;
+    enum { N = 150 };
+    char acct[STORE_ID_MAX];
+    uid(acct, "kill");
+    store_close(f->s);
+    f->s = NULL;
+    int p[2];
+    OK(pipe(p));
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *s;
+        close(p[0]);
+        if (store_open(&s, f->url))
+            _exit(2);
+        struct worker noise = {.s = s, .account = acct};
+        pthread_t th;
+        if (pthread_create(&th, NULL, kill_noise, &noise))
+            _exit(3);
+        for (int i = 0; i < N; i++) {
+            int64_t seq = 0;
+            if (put_object(s, acct, "photos", i, 1 + i, 2, 700, true, &seq, NULL))
+                _exit(4);
+            if (write(p[1], &seq, sizeof(seq)) != (ssize_t)sizeof(seq))
+                _exit(5);
+        }
+        raise(SIGKILL);
+        _exit(6);
+    }
+    close(p[1]);
+    int64_t acked[N], seq;
+    int n = 0;
+    while (n < N && read(p[0], &seq, sizeof(seq)) == (ssize_t)sizeof(seq))
+        acked[n++] = seq;
+    close(p[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_int_equal(n, N);
+
+    OK(store_open(&f->s, f->url));
+    int64_t max = 0;
+    for (int i = 0; i < N; i++) {
+        struct store_object got;
+        OK(get_object(f->s, acct, "photos", i, &got));
+        assert_int_equal(got.seq, acked[i]);
+        OK(check_chunk(f->s, acct, 1 + i, 0, 700));
+        OK(check_chunk(f->s, acct, 1 + i, 1, 700));
+        max = acked[i] > max ? acked[i] : max;
+    }
+    int64_t after = 0;
+    OK(put_object(f->s, acct, "photos", N, 1 + N, 1, 10, true, &after, NULL));
+    assert_true(after > max);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SQLite only                                                              */
+
+/* Whether the file at path contains needle. */
+static bool
+file_contains(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return false;
+    size_t cap = 1 << 20, len = 0, n;
+    char *data = malloc(cap);
+    assert_non_null(data);
+    while ((n = fread(data + len, 1, cap - len, fp)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            data = realloc(data, cap);
+            assert_non_null(data);
+        }
+    }
+    fclose(fp);
+    bool found = memmem(data, len, needle, strlen(needle)) != NULL;
+    free(data);
+    return found;
+}
+
+static int
+put_marked(struct store *s, const char *acct, int name, int64_t version, const char *mark)
+{
+    char data[3000];
+    size_t len = 0;
+    while (len + strlen(mark) < sizeof(data)) {
+        memcpy(data + len, mark, strlen(mark));
+        len += strlen(mark);
+    }
+    struct store_batch *b = NULL;
+    struct store_object o = mkobj(acct, "photos", name, version, len, 1);
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_chunk_put(b, acct, version, 0, SLICE(data, len));
+    if (!rc)
+        rc = store_batch_object_put(b, &o);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+test_sqlite_secure_delete(void **state)
+{
+    struct fix *f = *state;
+    if (!f->own_dir)
+        skip();
+    char db[PATH_MAX + 16], wal[PATH_MAX + 16];
+    snprintf(db, sizeof(db), "%s/store.db", f->dir);
+    snprintf(wal, sizeof(wal), "%s/store.db-wal", f->dir);
+    const char *acct = "t-sd";
+    OK(put_marked(f->s, acct, 1, 1, "CIPHERTEXT-ONE-"));
+    OK(put_marked(f->s, acct, 2, 2, "CIPHERTEXT-TWO-"));
+    OK(put_marked(f->s, acct, 3, 3, "CIPHERTEXT-SIX-"));
+    reopen(f);
+    /* The control: stored data is in the file. */
+    assert_true(file_contains(db, "CIPHERTEXT-ONE-"));
+    assert_true(file_contains(db, "CIPHERTEXT-TWO-"));
+
+    OK(delete_object(f->s, acct, "photos", 1, 1, NULL));
+    OK(put_marked(f->s, acct, 2, 4, "CIPHERTEXT-NEW-")); /* replaces version 2 */
+    store_close(f->s);
+    f->s = NULL;
+    assert_false(file_contains(db, "CIPHERTEXT-ONE-"));
+    assert_false(file_contains(db, "CIPHERTEXT-TWO-"));
+    assert_false(file_contains(wal, "CIPHERTEXT-ONE-"));
+    assert_true(file_contains(db, "CIPHERTEXT-NEW-"));
+    assert_true(file_contains(db, "CIPHERTEXT-SIX-"));
+    OK(store_open(&f->s, f->url));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_svckey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_object_put_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_object_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_during_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_replaced_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_orphans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_keeps_acked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_secure_delete, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
