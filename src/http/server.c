@@ -253,20 +253,20 @@ http_start(struct http_server **out, struct region *r)
     sa.sin_family = AF_INET;
     sa.sin_port = htons(cfg->port);
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
-        log_err("event=bad_listen_address host=\"%s\" hint=\"give an IPv4 address\"",
-                cfg->host);
+        log_err("event=bad_listen_address host=\"%s\" hint=\"give an IPv4 address\"", cfg->host);
         free(h);
         return ERR_INVAL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    h->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED,
+                              on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!h->mhd) {
         log_err("event=listen_failed listen=%s:%u err=\"%s\"", cfg->host, cfg->port,
                 strerror(errno));
@@ -350,8 +350,7 @@ http_reply_text(struct req *q, unsigned status, const char *ctype, struct buf *b
     char *data = buf_take(body, &len);
     if (!data)
         return ERR_NOMEM;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(data);
         return ERR_NOMEM;

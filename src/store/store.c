@@ -6,7 +6,7 @@
  * batches (each op an owned copy), and runs the writer and sync threads.
  *
  * Group commit: store_commit() links the batch at the tail of the queue and
- * sleeps on the batch's own condition variable. The writer takes up to
+ * sleeps on the batch's own semaphore. The writer takes up to
  * STORE_GROUP_MAX queued batches, applies them in one back-end transaction,
  * each batch all-or-nothing (a failing batch is undone alone through its
  * savepoint and gets its own error), commits once, and wakes each caller.
@@ -26,6 +26,7 @@
 #include "base/common.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -36,10 +37,9 @@ struct store_batch {
     struct store_batch *next; /* in the store's queue, a group, or the sync list */
     struct store_op *ops;
     size_t n, cap;
-    size_t nobj;         /* object ops, which take a seq */
-    pthread_cond_t cond; /* signalled when done is set */
+    size_t nobj; /* object ops, which take a seq */
+    sem_t done;  /* posted once result is set; the poster then forgets b */
     bool durable;
-    bool done;
     int result;
     unsigned replaced;
     int64_t seq;
@@ -231,12 +231,14 @@ store_open(struct store **out, const char *url)
         goto out;
     }
     s->writer_started = true;
+    pthread_setname_np(s->writer, "store-writer");
     if (ops->sync) {
         if (pthread_create(&s->syncer, NULL, store_syncer, s)) {
             rc = ERR_NOMEM;
             goto out;
         }
         s->syncer_started = true;
+        pthread_setname_np(s->syncer, "store-sync");
     }
     log_info("store opened backend=%s seq=%" PRId64 " objects=%" PRIu64, ops->name, s->last_seq,
              s->live_objects);
@@ -382,7 +384,7 @@ store_batch_new(struct store_batch **out)
     struct store_batch *b = calloc(1, sizeof(*b));
     if (!b)
         return ERR_NOMEM;
-    if (pthread_cond_init(&b->cond, NULL)) {
+    if (sem_init(&b->done, 0, 0)) {
         free(b);
         return ERR_NOMEM;
     }
@@ -403,7 +405,7 @@ store_batch_free(struct store_batch *b)
             free(op->u.chunk.data);
     }
     free(b->ops);
-    pthread_cond_destroy(&b->cond);
+    sem_destroy(&b->done);
     free(b);
 }
 
@@ -608,17 +610,15 @@ store_commit(struct store *s, struct store_batch *b, bool durable)
         return rc;
     }
     b->durable = durable;
-    b->done = false;
     b->result = 0;
     b->next = NULL;
     *s->tailp = b;
     s->tailp = &b->next;
     pthread_cond_signal(&s->wake);
-    while (!b->done)
-        pthread_cond_wait(&b->cond, &s->lock);
-    int rc = b->result;
     pthread_mutex_unlock(&s->lock);
-    return rc;
+    while (sem_wait(&b->done))
+        BUG_ON(errno != EINTR);
+    return b->result;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -759,6 +759,21 @@ group_take(struct store *s, bool *durable)
     return g;
 }
 
+/*
+ * Wakes the caller of every batch of a list, outside s->lock. A woken
+ * caller may free its batch at once, so each link is read before the post.
+ */
+static void
+batches_wake(struct store_batch *b)
+{
+    while (b) {
+        struct store_batch *next = b->next;
+        b->next = NULL;
+        sem_post(&b->done);
+        b = next;
+    }
+}
+
 static void *
 store_writer(void *arg)
 {
@@ -791,6 +806,7 @@ store_writer(void *arg)
         s->committed_seq = s->last_seq;
         if (durable)
             s->durable_seq = s->last_seq;
+        struct store_batch *wake = NULL, **wakep = &wake;
         bool to_sync = false;
         for (struct store_batch *b = g, *next; b; b = next) {
             next = b->next;
@@ -805,11 +821,14 @@ store_writer(void *arg)
                     continue;
                 }
             }
-            b->done = true;
-            pthread_cond_signal(&b->cond);
+            *wakep = b;
+            wakep = &b->next;
         }
         if (to_sync)
             pthread_cond_signal(&s->sync_wake);
+        pthread_mutex_unlock(&s->lock);
+        batches_wake(wake);
+        pthread_mutex_lock(&s->lock);
         if (ops->maintain) {
             pthread_mutex_unlock(&s->lock);
             ops->maintain(s, false);
@@ -855,13 +874,11 @@ store_syncer(void *arg)
         }
         if (!rc && upto > s->durable_seq)
             s->durable_seq = upto;
-        for (struct store_batch *b = list, *next; b; b = next) {
-            next = b->next;
-            b->next = NULL;
+        for (struct store_batch *b = list; b; b = b->next)
             b->result = rc;
-            b->done = true;
-            pthread_cond_signal(&b->cond);
-        }
+        pthread_mutex_unlock(&s->lock);
+        batches_wake(list);
+        pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;

@@ -15,7 +15,7 @@
  * The read methods may run on any number of threads at once, also while the
  * writer is inside a transaction (a back-end gives each reader a consistent
  * snapshot). The txn_*, apply and maintain methods run only on the writer
- * thread.
+ * thread; sync runs on the sync thread, concurrently with them.
  */
 #ifndef OIKOS_STORE_INT_H
 #define OIKOS_STORE_INT_H
@@ -162,7 +162,9 @@ struct store_ops {
 
     /**
      * Starts the transaction of a group. durable: its commit must reach
-     * stable storage, together with every commit before it.
+     * stable storage, together with every commit before it, before it
+     * returns and before readers can see it. Otherwise the commit need only
+     * survive a crash of the oikos process.
      */
     int (*txn_begin)(struct store *s, bool durable);
     /** Marks the start of one batch inside the transaction. */

@@ -5,13 +5,18 @@
  * type of oikos lives in this file.
  *
  * One database file in WAL mode. The writer thread of store.c owns one
- * read-write connection; it switches synchronous between FULL (a durable
- * group: the commit fsyncs the WAL, and with it every earlier commit) and
- * NORMAL (no fsync; safe against a process crash, not a power cut). The
- * automatic checkpoint is off on it: the writer runs a PASSIVE checkpoint
- * between groups once the queue is idle and the WAL is large, a forced one
- * if the WAL grows past a hard limit, and a TRUNCATE checkpoint at close,
- * so that commits never pay for a checkpoint. secure_delete is on so that
+ * read-write connection. Its commits run with synchronous=NORMAL (no fsync:
+ * safe against a process crash, not a power cut), and durability comes from
+ * sq_sync, an fdatasync of the WAL through our own descriptor, which the
+ * sync thread of store.c runs while the writer goes on: one sync covers every
+ * commit before it. When store.c asks for a durable commit itself
+ * (txn_begin(durable)), it runs with synchronous=FULL, which fsyncs the WAL
+ * before readers can see the commit. The automatic checkpoint is off: the
+ * writer runs a PASSIVE checkpoint between groups once the queue is idle and
+ * the WAL is large, a forced one if the WAL passes a hard limit, and a
+ * TRUNCATE checkpoint at close, so that commits never pay for a checkpoint
+ * and the WAL file is reused rather than grown (an fsync of overwritten
+ * blocks is cheaper than of appended ones). secure_delete is on so that
  * deleted ciphertext does not linger in free pages.
  *
  * Reads use read-only connections from a pool: a reading thread takes an
@@ -162,7 +167,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
                        " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
     [SQ_OBJECT_INSERT] = "INSERT INTO objects (account, service, name_hash, name_sealed, version,"
                          " seq, size, chunks, cipher, mtime, deleted)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)"
+                         " ON CONFLICT (account, service, name_hash) DO NOTHING",
     [SQ_OBJECT_UPDATE] = "UPDATE objects SET name_sealed = ?4, version = ?5, seq = ?6, size = ?7,"
                          " chunks = ?8, cipher = ?9, mtime = ?10, deleted = 0"
                          " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
@@ -1067,19 +1073,10 @@ sq_chunks_delete(struct sq_conn *w, const char *account, int64_t version)
     return sq_exec_bound(w, st, "chunks_delete");
 }
 
-static int
-sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effect *eff)
+/* Binds the columns of an object row as ?4 .. ?10. */
+static void
+sq_bind_object(sqlite3_stmt *st, const struct store_object *o)
 {
-    int64_t old_version = 0, old_size = 0;
-    bool old_deleted = false;
-    sqlite3_stmt *st = NULL;
-    int found = sq_object_find(w, o->account, o->service, o->name_hash, &old_version, &old_size,
-                               &old_deleted);
-    if (found < 0)
-        return found;
-    int rc = sq_stmt(w, found ? SQ_OBJECT_UPDATE : SQ_OBJECT_INSERT, &st);
-    if (rc)
-        return rc;
     sq_bind_key(st, o->account, o->service, o->name_hash);
     sq_bind_blob(st, 4, o->name_sealed, o->name_sealed_len);
     sqlite3_bind_int64(st, 5, o->version);
@@ -1088,18 +1085,50 @@ sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effe
     sqlite3_bind_int64(st, 8, o->chunks);
     sqlite3_bind_int64(st, 9, o->cipher);
     sqlite3_bind_int64(st, 10, o->mtime);
-    rc = sq_exec_bound(w, st, "object_put");
+}
+
+/*
+ * Tries the insert of a new name first (the common case of an upload, one
+ * statement); if the name has a row, reads it and updates it.
+ */
+static int
+sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effect *eff)
+{
+    int64_t old_version = 0, old_size = 0;
+    bool old_deleted = false;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, SQ_OBJECT_INSERT, &st);
     if (rc)
         return rc;
-    if (found && !old_deleted) {
-        eff->replaced = true;
-        eff->bytes = (int64_t)o->size - old_size;
-        if (old_version != o->version)
-            rc = sq_chunks_delete(w, o->account, old_version);
-    } else {
+    sq_bind_object(st, o);
+    rc = sq_exec_bound(w, st, "object_insert");
+    if (rc)
+        return rc;
+    if (sqlite3_changes(w->db) == 1) {
         eff->objects = 1;
         eff->bytes = (int64_t)o->size;
+        return 0;
     }
+    int found = sq_object_find(w, o->account, o->service, o->name_hash, &old_version, &old_size,
+                               &old_deleted);
+    if (found <= 0)
+        return found ? found : ERR_INTERNAL;
+    rc = sq_stmt(w, SQ_OBJECT_UPDATE, &st);
+    if (rc)
+        return rc;
+    sq_bind_object(st, o);
+    rc = sq_exec_bound(w, st, "object_update");
+    if (rc)
+        return rc;
+    if (old_deleted) {
+        eff->objects = 1;
+        eff->bytes = (int64_t)o->size;
+        return 0;
+    }
+    eff->replaced = true;
+    eff->bytes = (int64_t)o->size - old_size;
+    if (old_version != o->version)
+        rc = sq_chunks_delete(w, o->account, old_version);
     return rc;
 }
 
