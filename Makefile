@@ -1,7 +1,7 @@
 # oikos: the two commands are `make demo` and `make check`.
 # make          build into build/ (oikosd, oikos)
 # make check    install dependencies, build with ASan+UBSan into build/check, run every test
-# make demo     install dependencies, build, start a local cloud on loopback
+# make demo     install dependencies, build, start a local three-region cloud on loopback
 # make bench    build optimised into build/bench and run the benchmarks
 # make format   clang-format every C file
 
@@ -23,7 +23,7 @@ check: deps
 	@cd build/check && ctest --output-on-failure -j $(JOBS)
 
 demo: deps all
-	@scripts/demo.sh build
+	@build/oikos dev up --dir .demo
 
 bench: deps
 	@$(CMAKE) -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null

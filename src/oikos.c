@@ -13,7 +13,7 @@
 
 static const struct cli_cmd *const commands[] = {
     &cli_cmd_signup,  &cli_cmd_login, &cli_cmd_logout,   &cli_cmd_backup,
-    &cli_cmd_restore, &cli_cmd_ls,    &cli_cmd_operator,
+    &cli_cmd_restore, &cli_cmd_ls,    &cli_cmd_operator, &cli_cmd_dev,
 };
 
 static const struct cli_cmd *

@@ -130,7 +130,8 @@ main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("event=sighup action=none");
+            if (region_reload(region) == 0)
+                log_info("event=sighup action=reloaded");
             continue;
         }
         break;

@@ -11,7 +11,7 @@
 #include "base/cfg.h"
 #include "base/util.h"
 
-enum opt_type { OPT_STR, OPT_U64, OPT_SIZE };
+enum opt_type { OPT_STR, OPT_U64, OPT_SIZE, OPT_DURATION };
 
 struct opt {
     const char *name;
@@ -24,6 +24,7 @@ struct opt {
 
 #define O(field) offsetof(struct config, field)
 #define GiB (1024ull * 1024 * 1024)
+#define YEAR (365ull * 86400)
 
 static const struct opt opts[] = {
     {"region", OPT_STR, O(region), "local", 0, 0, "this region's name (e.g. in, sg, us)"},
@@ -31,6 +32,8 @@ static const struct opt opts[] = {
     {"data", OPT_STR, O(data), NULL, 0, 0, "data directory (required)"},
     {"cluster", OPT_STR, O(cluster), NULL, 0, 0, "cluster file naming every region"},
     {"store", OPT_STR, O(store), NULL, 0, 0, "store URL (default sqlite:DATA/oikos.db)"},
+    {"keystore", OPT_STR, O(keystore), NULL, 0, 0,
+     "key store URL: service keys and consents, never snapshotted (default sqlite:DATA/keys.db)"},
     {"config", OPT_STR, O(config), NULL, 0, 0, "configuration file (INI, section [oikosd])"},
     {"log-level", OPT_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"log-file", OPT_STR, O(log_file), NULL, 0, 0, "append logs to this file (default stderr)"},
@@ -55,6 +58,15 @@ static const struct opt opts[] = {
      "seconds an account stays locked after too many wrong passwords"},
     {"pwhash-ops", OPT_U64, O(pwhash_ops), "2", 1, 100, "Argon2id passes"},
     {"pwhash-mem", OPT_SIZE, O(pwhash_mem), "64M", 8192, 4 * GiB, "Argon2id memory"},
+    {"policy-version", OPT_STR, O(policy_version), "1", 0, 0,
+     "privacy policy version recorded with every consent change"},
+    /* retention: the rules are listed in core/retention.c and docs/operations.md */
+    {"retention-idle-account", OPT_DURATION, O(retention_idle_account), "730d", 86400,
+     100 * YEAR, "erase an account after this long without activity"},
+    {"retention-purge", OPT_DURATION, O(retention_purge), "1h", 60, 30 * 86400,
+     "longest time revoked or erased data stays on disk"},
+    {"retention-message-undelivered", OPT_DURATION, O(retention_message_undelivered), "30d",
+     3600, YEAR, "delete a relayed message not delivered within this time"},
 };
 
 /* Records the first error message: what went wrong, the subject quoted. */
@@ -68,6 +80,34 @@ say(struct buf *err, const char *fmt, ...)
     va_end(ap);
     if (err->len == 0 && buf_adds(err, msg) != 0)
         return;
+}
+
+/*
+ * Parses a duration: seconds, or a number followed by s, m, h, d or y
+ * (365 days), into [min, max] seconds.
+ */
+static int
+parse_duration(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    static const struct {
+        char suffix;
+        uint64_t mul;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'y', YEAR}};
+    char num[24];
+    size_t n = s ? strlen(s) : 0;
+    uint64_t mul = 1, v;
+    if (n == 0 || n >= sizeof(num))
+        return ERR_INVAL;
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+        if (num[n - 1] == units[i].suffix) {
+            mul = units[i].mul;
+            num[n - 1] = 0;
+        }
+    if (parse_u64(num, 0, UINT64_MAX / mul, &v) || v * mul < min || v * mul > max)
+        return ERR_INVAL;
+    *out = v * mul;
+    return 0;
 }
 
 static const struct opt *
@@ -98,12 +138,16 @@ opt_set(struct config *c, const struct opt *o, const char *val, struct buf *err)
         return 0;
     }
     uint64_t v;
-    int rc = o->type == OPT_SIZE ? parse_size(val, o->min, o->max, &v)
-                                 : parse_u64(val, o->min, o->max, &v);
+    int rc = o->type == OPT_SIZE       ? parse_size(val, o->min, o->max, &v)
+             : o->type == OPT_DURATION ? parse_duration(val, o->min, o->max, &v)
+                                       : parse_u64(val, o->min, o->max, &v);
     if (rc) {
-        say(err, "invalid value '%s' for '%s': expected %s in %" PRIu64 "..%" PRIu64,
-                       val, o->name, o->type == OPT_SIZE ? "a size" : "a number", o->min,
-                       o->max);
+        say(err, "invalid value '%s' for '%s': expected %s in %" PRIu64 "..%" PRIu64, val,
+            o->name,
+            o->type == OPT_SIZE       ? "a size"
+            : o->type == OPT_DURATION ? "a duration (seconds, or a number with s, m, h, d or y)"
+                                      : "a number",
+            o->min, o->max);
         return ERR_INVAL;
     }
     memcpy(base + o->off, &v, sizeof(v));
@@ -174,6 +218,22 @@ cfg_validate(struct config *c, struct buf *err)
         if (buf_addf(&b, "sqlite:%s/oikos.db", c->data))
             return ERR_NOMEM;
         c->store = buf_take(&b, NULL);
+    }
+    if (!c->keystore) {
+        struct buf b;
+        buf_init(&b, 4096);
+        if (buf_addf(&b, "sqlite:%s/keys.db", c->data))
+            return ERR_NOMEM;
+        c->keystore = buf_take(&b, NULL);
+    }
+    if (!strcmp(c->keystore, c->store)) {
+        say(err, "the key store must not be the store '%s': copies of the data would hold the keys",
+            c->store);
+        return ERR_INVAL;
+    }
+    if (!c->policy_version[0] || strlen(c->policy_version) >= 32) {
+        say(err, "invalid policy-version '%s': 1 to 31 characters", c->policy_version);
+        return ERR_INVAL;
     }
     if (c->max_header_bytes < 4096) {
         say(err, "max-header-bytes must be at least 4K");
@@ -281,7 +341,10 @@ cfg_usage(FILE *out)
     for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
         char left[48];
         snprintf(left, sizeof(left), "--%s %s", opts[i].name,
-                 opts[i].type == OPT_STR ? "S" : opts[i].type == OPT_SIZE ? "SIZE" : "N");
+                 opts[i].type == OPT_STR        ? "S"
+                 : opts[i].type == OPT_SIZE     ? "SIZE"
+                 : opts[i].type == OPT_DURATION ? "TIME"
+                                                : "N");
         fprintf(out, "  %-28s %s", left, opts[i].help);
         if (opts[i].def)
             fprintf(out, " [%s]", opts[i].def);

@@ -18,6 +18,8 @@ struct config {
     char *data;    /* data directory */
     char *cluster; /* cluster file, or NULL */
     char *store;   /* store URL; default sqlite:<data>/oikos.db */
+    char *keystore; /* key store URL; default sqlite:<data>/keys.db */
+    char *policy_version; /* privacy policy version recorded with each consent change */
     char *config;  /* config file, or NULL */
     char *log_level;
     char *log_file;
@@ -33,6 +35,9 @@ struct config {
     uint64_t login_lockout;
     uint64_t pwhash_ops;
     uint64_t pwhash_mem;
+    uint64_t retention_idle_account;        /* seconds without activity before erasure */
+    uint64_t retention_purge;               /* seconds revoked or erased data may stay on disk */
+    uint64_t retention_message_undelivered; /* seconds an undelivered message is kept */
     /* derived by cfg_load */
     char host[64];
     uint16_t port;

@@ -30,6 +30,7 @@
     X(UNAVAILABLE, "unavailable", "temporarily unavailable")                                       \
     X(NOT_INITIALIZED, "not_initialized", "the region is not initialised")                         \
     X(LIMIT, "too_large", "a limit was exceeded")                                                  \
+    X(AUDIT, "unavailable", "the audit log cannot record this action")                             \
     X(INTERNAL, "internal", "internal error")
 
 enum err {

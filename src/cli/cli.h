@@ -48,6 +48,7 @@ extern const struct cli_cmd cli_cmd_logout;
 extern const struct cli_cmd cli_cmd_backup;
 extern const struct cli_cmd cli_cmd_restore;
 extern const struct cli_cmd cli_cmd_ls;
+extern const struct cli_cmd cli_cmd_dev;
 
 /* ---- help and errors ---------------------------------------------------- */
 

@@ -367,7 +367,8 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
     if (!g)
         goto out;
     g->r = r;
-    buf_init(&g->sealed, region_config(r)->chunk_bytes + AEAD_MAX_OVERHEAD + 64);
+    /* chunks may predate a change of chunk-bytes: allow the largest setting */
+    buf_init(&g->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
     g->key = key32_new();
     if (!g->key)
         goto out;
@@ -473,8 +474,8 @@ obj_delete(struct region *r, const char *account, const char *service, const cha
     if (!key)
         return ERR_NOMEM;
     int rc = obj_ident(r, &o, account, service, name, namelen);
-    if (!rc)
-        rc = svc_key(r, account, service, SVC_WRITE, key);
+    if (!rc) /* a service never written to has no key, and nothing to delete */
+        rc = svc_key(r, account, service, SVC_READ, key);
     if (!rc)
         rc = store_batch_new(&b);
     if (!rc)

@@ -22,7 +22,8 @@
 #include "core/region.h"
 
 #define OBJ_NAME_MAX 1024
-#define OBJ_ETAG_LEN 16 /* hex digits */
+#define OBJ_ETAG_LEN 16                  /* hex digits */
+#define OBJ_CHUNK_MAX (16 * 1024 * 1024) /* the largest chunk-bytes setting */
 
 struct obj_put;
 struct obj_get;
@@ -54,8 +55,7 @@ bool obj_name_valid(const char *name, size_t len);
  * ERR_CONSENT if the service is off. Caller owns *out: finish or free it.
  */
 MUST_CHECK int obj_put_begin(struct obj_put **out, struct region *r, const char *account,
-                             const char *service, const char *name, size_t namelen,
-                             uint64_t size);
+                             const char *service, const char *name, size_t namelen, uint64_t size);
 /** Adds bytes; full chunks are sealed and staged. ERR_TOO_LARGE past the limit. */
 MUST_CHECK int obj_put_write(struct obj_put *p, const uint8_t *data, size_t len);
 /**

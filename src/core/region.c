@@ -8,8 +8,11 @@
 
 #include <sodium.h>
 
+#include <pthread.h>
+
 #include "base/log.h"
 #include "base/util.h"
+#include "core/cluster.h"
 #include "core/region.h"
 #include "crypto/kr.h"
 #include "crypto/secret.h"
@@ -18,7 +21,10 @@
 struct region {
     const struct config *cfg;
     struct store *store;
+    struct store *keys; /* service keys and consents: never snapshotted (CONSENT.md) */
     struct kr *kr;
+    pthread_mutex_t cluster_mu; /* guards cluster: replaced on reload */
+    struct cluster *cluster;    /* NULL: a single-region deployment */
 };
 
 #define META_KEYRING "keyring"
@@ -34,9 +40,28 @@ region_open(struct region **out, const struct config *cfg)
     if (!r)
         goto out;
     r->cfg = cfg;
+    pthread_mutex_init(&r->cluster_mu, NULL);
+    if (cfg->cluster) {
+        struct buf err;
+        buf_init(&err, 1024);
+        rc = cluster_load(&r->cluster, cfg->cluster, &err);
+        if (rc)
+            log_err("event=cluster_invalid msg=\"%s\"", err.data ? err.data : "");
+        buf_release(&err);
+        if (rc)
+            goto out;
+        if (!cluster_find(r->cluster, cfg->region))
+            log_warn("event=cluster_lacks_region region=%s", cfg->region);
+    }
     rc = store_open(&r->store, cfg->store);
     if (rc) {
         log_err("event=store_open_failed backend_url_scheme=%.6s err=\"%s\"", cfg->store,
+                err_str(rc));
+        goto out;
+    }
+    rc = store_open(&r->keys, cfg->keystore);
+    if (rc) {
+        log_err("event=keystore_open_failed backend_url_scheme=%.6s err=\"%s\"", cfg->keystore,
                 err_str(rc));
         goto out;
     }
@@ -67,7 +92,10 @@ region_close(struct region *r)
     if (!r)
         return;
     kr_free(r->kr);
+    store_close(r->keys);
     store_close(r->store);
+    cluster_free(r->cluster);
+    pthread_mutex_destroy(&r->cluster_mu);
     free(r);
 }
 
@@ -89,6 +117,12 @@ region_store(struct region *r)
     return r->store;
 }
 
+struct store *
+region_keystore(struct region *r)
+{
+    return r->keys;
+}
+
 struct kr *
 region_keyring(struct region *r)
 {
@@ -105,6 +139,89 @@ bool
 region_initialized(struct region *r)
 {
     return kr_initialized(r->kr);
+}
+
+int
+region_reload(struct region *r)
+{
+    struct cluster *c = NULL, *old;
+    struct buf err;
+    if (!r->cfg->cluster)
+        return 0;
+    buf_init(&err, 1024);
+    int rc = cluster_load(&c, r->cfg->cluster, &err);
+    if (rc) {
+        log_err("event=cluster_reload_failed msg=\"%s\" action=kept_previous",
+                err.data ? err.data : "");
+        buf_release(&err);
+        return ERR_INVAL;
+    }
+    buf_release(&err);
+    pthread_mutex_lock(&r->cluster_mu);
+    old = r->cluster;
+    r->cluster = c;
+    pthread_mutex_unlock(&r->cluster_mu);
+    cluster_free(old);
+    log_info("event=cluster_reloaded regions=%zu", c->n);
+    return 0;
+}
+
+int
+region_home(struct region *r, const char *cc, char name[REGION_NAME_MAX], char url[REGION_URL_MAX])
+{
+    char up[3];
+    if (strlen(cc) != 2)
+        return ERR_INVAL;
+    for (int i = 0; i < 2; i++) {
+        char c = cc[i];
+        up[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        if (up[i] < 'A' || up[i] > 'Z')
+            return ERR_INVAL;
+    }
+    up[2] = 0;
+    int rc = 0;
+    pthread_mutex_lock(&r->cluster_mu);
+    const struct cluster_region *home = cluster_home(r->cluster, up);
+    if (home && strcmp(home->name, r->cfg->region) != 0) {
+        snprintf(name, REGION_NAME_MAX, "%s", home->name);
+        snprintf(url, REGION_URL_MAX, "%s", home->url);
+        rc = ERR_WRONG_REGION;
+    }
+    pthread_mutex_unlock(&r->cluster_mu);
+    return rc;
+}
+
+int
+region_locate(struct region *r, const char *name, char url[REGION_URL_MAX])
+{
+    int rc = ERR_NOT_FOUND;
+    pthread_mutex_lock(&r->cluster_mu);
+    const struct cluster_region *cr = cluster_find(r->cluster, name);
+    if (cr) {
+        snprintf(url, REGION_URL_MAX, "%s", cr->url);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->cluster_mu);
+    return rc;
+}
+
+int
+region_route(struct region *r, const char *s, char sep, char name[REGION_NAME_MAX],
+             char url[REGION_URL_MAX])
+{
+    const char *end = strchr(s, sep);
+    if (!end || end == s || (size_t)(end - s) >= REGION_NAME_MAX)
+        return ERR_NOT_FOUND;
+    size_t n = (size_t)(end - s);
+    if (n == strlen(r->cfg->region) && !strncmp(s, r->cfg->region, n))
+        return 0;
+    memcpy(name, s, n);
+    name[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] < 'a' || name[i] > 'z')
+            return ERR_NOT_FOUND;
+    int rc = region_locate(r, name, url);
+    return rc ? rc : ERR_WRONG_REGION;
 }
 
 void

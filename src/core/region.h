@@ -35,6 +35,11 @@ void region_close(struct region *r);
 const char *region_name(const struct region *r);
 const struct config *region_config(const struct region *r);
 struct store *region_store(struct region *r);
+/**
+ * The key store: service keys and the consent ledger, kept apart from the
+ * data store so that no copy of the data holds a key (CONSENT.md).
+ */
+struct store *region_keystore(struct region *r);
 struct kr *region_keyring(struct region *r);
 bool region_sealed(struct region *r);
 bool region_initialized(struct region *r);
@@ -57,6 +62,37 @@ MUST_CHECK int region_unseal(struct region *r, const char *share, unsigned *prog
 void region_seal(struct region *r);
 /** Checks an operator token in constant time: 0 or ERR_UNAUTHORIZED. */
 MUST_CHECK int region_operator_check(struct region *r, const char *token);
+
+/* Residency ---------------------------------------------------------------- */
+
+#define REGION_URL_MAX 256
+
+/**
+ * Reads the cluster file again (SIGHUP). On error keeps the cluster it had,
+ * logs why and returns ERR_INVAL. Without a cluster file: 0, nothing to do.
+ */
+MUST_CHECK int region_reload(struct region *r);
+/**
+ * Where an account of country cc (two letters, any case) lives: 0 if here;
+ * ERR_WRONG_REGION with the home region's name and base URL in name/url;
+ * ERR_INVAL for a malformed country. Without a cluster file every country
+ * lives here.
+ */
+MUST_CHECK int region_home(struct region *r, const char *cc, char name[REGION_NAME_MAX],
+                           char url[REGION_URL_MAX]);
+/**
+ * The base URL of the region called name, for redirects: 0 and url set,
+ * ERR_NOT_FOUND if the cluster does not name it (or there is no cluster).
+ */
+MUST_CHECK int region_locate(struct region *r, const char *name, char url[REGION_URL_MAX]);
+/**
+ * The region a routed string belongs to: what precedes its first sep
+ * ("in" of "in-abc" or "in.xyz"). 0 if it names this region, otherwise
+ * ERR_WRONG_REGION with name and url set, or ERR_NOT_FOUND for a region
+ * nobody knows.
+ */
+MUST_CHECK int region_route(struct region *r, const char *s, char sep, char name[REGION_NAME_MAX],
+                            char url[REGION_URL_MAX]);
 
 /**
  * Hashes a bearer token for storage and lookup (SHA-256): tokens are

@@ -6,8 +6,10 @@
  * service key from svc_key(), and nowhere else: it is the one place where a
  * service's consent is enforced before any of its data is touched.
  *
- * A service key is random, made on the first write, and stored only wrapped
- * by the account key (AAD "svc|<account>|<service>").
+ * A service key is random, made when the owner turns the service on
+ * (consent_grant, with svc_key_new), stored only wrapped by the account key
+ * (AAD "svc|<account>|<service>") and only in the region's key store, and
+ * destroyed when the owner turns the service off.
  * Thread-safety: all functions may be called from any thread.
  */
 #ifndef OIKOS_SVC_H
@@ -19,6 +21,8 @@
 
 enum svc_access { SVC_READ, SVC_WRITE };
 
+#define SVC_COUNT 6 /* entries of svc_names, NULL excluded */
+
 /** The service names, NULL-terminated. */
 extern const char *const svc_names[];
 /** True if name is one of the services. */
@@ -26,11 +30,18 @@ bool svc_valid(const char *name);
 
 /**
  * Gives the key of (account, service) for the access asked, in key.
- * SVC_WRITE makes the key if the service has none yet. ERR_NOT_FOUND for a
- * read of a service that holds nothing; ERR_CONSENT where the owner has not
- * turned the service on; ERR_SEALED while sealed.
+ * ERR_NOT_FOUND for an unknown service; ERR_CONSENT where the owner has not
+ * turned the service on (reads and writes alike); ERR_SEALED while sealed.
  */
 MUST_CHECK int svc_key(struct region *r, const char *account, const char *service,
                        enum svc_access access, struct key32 *key);
+/**
+ * Makes a new random key for (account, service) and writes it wrapped by
+ * the account key into wrapped (cap >= STORE_WRAPPED_MAX), *len its
+ * length, for the caller to store in the key store. The key itself is
+ * wiped. ERR_SEALED while sealed.
+ */
+MUST_CHECK int svc_key_new(struct region *r, const char *account, const char *service,
+                           uint8_t *wrapped, size_t cap, size_t *len);
 
 #endif

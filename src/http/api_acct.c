@@ -18,7 +18,11 @@ api_signup(struct req *q)
     if (json_unpack(q->json, "{s:s,s:s%}", "country", &country, "password", &password, &pwlen) !=
         0)
         return http_fail(q, ERR_INVAL, "expected {\"country\": \"CC\", \"password\": \"...\"}");
-    int rc = acct_create(q->region, country, password, pwlen, id);
+    char name[REGION_NAME_MAX], home[REGION_URL_MAX];
+    int rc = region_home(q->region, country, name, home);
+    if (rc == ERR_WRONG_REGION)
+        return http_redirect(q, rc, name, home);
+    rc = acct_create(q->region, country, password, pwlen, id);
     if (rc == ERR_INVAL)
         return http_fail(q, rc,
                          "country must be two letters and the password 8 to 1024 bytes");
@@ -41,7 +45,11 @@ api_login(struct req *q)
     if (json_unpack(q->json, "{s:s,s:s%}", "account", &account, "password", &password, &pwlen) !=
         0)
         return http_fail(q, ERR_INVAL, "expected {\"account\": \"...\", \"password\": \"...\"}");
-    int rc = acct_login(q->region, account, password, pwlen, token, &q->retry_after);
+    char name[REGION_NAME_MAX], home[REGION_URL_MAX];
+    int rc = region_route(q->region, account, '-', name, home);
+    if (rc == ERR_WRONG_REGION)
+        return http_redirect(q, rc, name, home);
+    rc = acct_login(q->region, account, password, pwlen, token, &q->retry_after);
     if (rc == ERR_UNAUTHORIZED)
         return http_fail(q, rc, "wrong account or password");
     if (rc == ERR_RATE_LIMITED)

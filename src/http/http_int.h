@@ -17,6 +17,10 @@
 
 struct req;
 
+/* Body bytes read and thrown away after a failed upload before the
+ * connection is closed instead of answered. */
+#define HTTP_DISCARD_MAX (4u << 20)
+
 enum route_flags {
     R_SEALED_OK = 1 << 0, /* served while sealed */
     R_USER = 1 << 1,      /* needs a user's bearer token */
@@ -52,20 +56,23 @@ struct req {
     const struct route *route;
     size_t route_idx;
     uint64_t start_ns;
-    unsigned status;      /* status of the queued answer, 0 until then */
-    int deferred;         /* an error found early, answered at the next call */
-    const char *errmsg;   /* a specific message for the error answer */
-    int64_t retry_after;  /* seconds, for 429 and 503 */
-    bool body_failed;
-    struct buf body;      /* R_JSON */
+    unsigned status;     /* status of the queued answer, 0 until then */
+    int deferred;        /* an error found early, answered at the next call */
+    const char *errmsg;  /* a specific message for the error answer */
+    int64_t retry_after; /* seconds, for 429 and 503 */
+    uint64_t discarded;  /* body bytes thrown away after an error */
+    struct buf body;     /* R_JSON */
     json_t *json;
     uint64_t content_length; /* UINT64_MAX if not given */
     char account[STORE_ID_MAX];
-    const char *token;    /* borrowed from the connection's headers */
+    const char *token; /* borrowed from the connection's headers */
     char service[STORE_SERVICE_MAX];
     const char *name; /* borrowed from the url: the object name */
     size_t namelen;
     struct obj_put *put;
+    char *url;                             /* the request's path, as libmicrohttpd decoded it */
+    char redirect_region[REGION_NAME_MAX]; /* ERR_WRONG_REGION: where to */
+    char redirect_url[REGION_URL_MAX];
 };
 
 /* Answers; each returns 0 or an error (which the caller reports). */
@@ -82,6 +89,13 @@ const char *http_header(struct req *q, const char *name);
 const char *http_query(struct req *q, const char *name);
 /** Sets a specific error message and returns err (for `return http_fail(...)`). */
 int http_fail(struct req *q, int err, const char *msg);
+/**
+ * Turns the result of a region_home/region_route lookup into the request's
+ * answer: ERR_WRONG_REGION keeps name and url for the 308 (the request is
+ * then answered with a redirect and nothing of it is kept); other errors
+ * pass through.
+ */
+int http_redirect(struct req *q, int rc, const char *name, const char *url);
 
 /* Handlers, one file per resource. */
 int api_health(struct req *q);
@@ -98,6 +112,8 @@ int api_data_put(struct req *q);
 int api_data_get(struct req *q);
 int api_data_delete(struct req *q);
 int api_data_feed(struct req *q);
+int api_ident_add(struct req *q);
+int api_ident_list(struct req *q);
 
 /* Metrics (metrics.c). */
 extern const struct route http_routes[];

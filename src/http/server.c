@@ -38,6 +38,8 @@ const struct route http_routes[] = {
     {"POST", "/v1/accounts", "accounts", R_JSON, NULL, NULL, api_signup},
     {"POST", "/v1/sessions", "sessions", R_JSON, NULL, NULL, api_login},
     {"DELETE", "/v1/sessions/current", "session_current", R_USER, NULL, NULL, api_logout},
+    {"POST", "/v1/me/identifiers", "identifiers_add", R_USER | R_JSON, NULL, NULL, api_ident_add},
+    {"GET", "/v1/me/identifiers", "identifiers", R_USER, NULL, NULL, api_ident_list},
     {"GET", "/v1/me/data/{s}", "data_feed", R_USER, NULL, NULL, api_data_feed},
     {"PUT", "/v1/me/data/{s}/{n}", "data_put", R_USER | R_STREAM, api_data_put_begin,
      api_data_put_body, api_data_put},
@@ -131,9 +133,16 @@ req_start(struct req *q, const char *url, const char *method)
             return http_fail(q, rc, "operator token required");
     }
     if (r->flags & R_USER) {
+        char name[REGION_NAME_MAX], home[REGION_URL_MAX];
         q->token = bearer(q);
         if (!q->token)
             return http_fail(q, ERR_UNAUTHORIZED, "missing bearer token");
+        /* a token of another region: redirect before anything is read */
+        rc = region_route(q->region, q->token, '.', name, home);
+        if (rc == ERR_NOT_FOUND)
+            return http_fail(q, ERR_UNAUTHORIZED, "invalid or expired token");
+        if (rc)
+            return http_redirect(q, rc, name, home);
         rc = acct_auth(q->region, q->token, q->account);
         if (rc)
             return http_fail(q, rc, "invalid or expired token");
@@ -186,9 +195,20 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         q->conn = conn;
         q->start_ns = clock_mono_ns();
         q->route_idx = http_nroutes;
+        q->url = strdup(url);
         atomic_fetch_add(&h->active, 1);
         *con_cls = q;
+        if (!q->url)
+            return MHD_NO;
         q->deferred = req_start(q, url, method);
+        /* libmicrohttpd takes an answer only now or once the body is in: a
+         * request refused before its body is answered now, and the
+         * connection closed, rather than reading a body to throw away */
+        bool body = q->content_length != UINT64_MAX
+                        ? q->content_length > 0
+                        : http_header(q, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        if (q->deferred && body)
+            http_reply_error(q, q->deferred);
         return MHD_YES;
     }
     if (q->status) {
@@ -198,10 +218,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        int rc = q->deferred ? q->deferred : req_body(q, (const uint8_t *)upload_data, n);
-        if (rc)
-            http_reply_error(q, rc);
-        return MHD_YES;
+        if (!q->deferred) {
+            q->deferred = req_body(q, (const uint8_t *)upload_data, n);
+            return MHD_YES;
+        }
+        /* failed midway: discard the rest (answered at its end), within reason */
+        q->discarded += n;
+        return q->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     int rc = q->deferred ? q->deferred : req_finish(q);
     if (rc)
@@ -225,6 +248,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     obj_put_free(q->put);
     json_decref(q->json);
     buf_release(&q->body);
+    free(q->url);
     free(q);
     *con_cls = NULL;
     atomic_fetch_sub(&h->active, 1);
@@ -383,6 +407,77 @@ http_reply_empty(struct req *q, unsigned status)
     return queue(q, status, resp);
 }
 
+int
+http_redirect(struct req *q, int rc, const char *name, const char *url)
+{
+    if (rc != ERR_WRONG_REGION)
+        return rc;
+    snprintf(q->redirect_region, sizeof(q->redirect_region), "%s", name);
+    snprintf(q->redirect_url, sizeof(q->redirect_url), "%s", url);
+    return http_fail(q, rc, "this account lives in another region");
+}
+
+/* Appends s percent-encoded: unreserved characters and those of keep stay. */
+static int
+url_escape(struct buf *b, const char *s, const char *keep)
+{
+    int rc = 0;
+    for (const unsigned char *p = (const unsigned char *)s; !rc && *p; p++) {
+        bool plain = (*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z') ||
+                     strchr("-._~", *p) || strchr(keep, *p);
+        rc = plain ? buf_add(b, p, 1) : buf_addf(b, "%%%02X", *p);
+    }
+    return rc;
+}
+
+static enum MHD_Result
+query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct buf *b = cls;
+    (void)kind;
+    int rc = buf_add(b, strchr(b->data, '?') ? "&" : "?", 1);
+    if (!rc)
+        rc = url_escape(b, key, "");
+    if (!rc && value) {
+        rc = buf_add(b, "=", 1);
+        if (!rc)
+            rc = url_escape(b, value, "");
+    }
+    return rc ? MHD_NO : MHD_YES;
+}
+
+/* Answers 308 with the same request's URL on the home region. */
+static void
+reply_wrong_region(struct req *q)
+{
+    struct buf loc;
+    struct MHD_Response *resp = NULL;
+    buf_init(&loc, 8192);
+    json_t *body = json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "wrong_region", "message",
+                             q->errmsg ? q->errmsg : err_str(ERR_WRONG_REGION), "region",
+                             q->redirect_region, "url", q->redirect_url);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (!s || buf_adds(&loc, q->redirect_url) || url_escape(&loc, q->url, "/"))
+        goto fail;
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, query_arg, &loc);
+    resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        goto fail;
+    s = NULL;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc.data);
+    if (queue(q, 308, resp) == 0)
+        goto out;
+fail:
+    free(s);
+    q->redirect_url[0] = 0;
+    q->errmsg = NULL;
+    http_reply_error(q, ERR_NOMEM);
+out:
+    json_decref(body);
+    buf_release(&loc);
+}
+
 unsigned
 http_status_of(int err)
 {
@@ -422,6 +517,10 @@ http_status_of(int err)
 void
 http_reply_error(struct req *q, int err)
 {
+    if (err == ERR_WRONG_REGION && q->redirect_url[0]) {
+        reply_wrong_region(q);
+        return;
+    }
     unsigned status = http_status_of(err);
     if (status >= 500 && err != ERR_SEALED)
         log_err("event=request_failed route=%s err=\"%s\"",

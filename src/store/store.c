@@ -44,6 +44,10 @@ struct store_batch {
     unsigned replaced;
     int64_t seq;
     int64_t d_objects, d_bytes; /* what the batch changed, once applied */
+    uint64_t count;             /* what its purge, erase, expire and compact ops removed */
+    bool v2;                    /* holds ops of store_ops version 2 */
+    bool v3;                    /* holds audit ops (store_ops version 3) */
+    int64_t audit_index;        /* the index of its first audit leaf, -1 if none */
 };
 
 /* A URL prefix naming a back-end; strip: the back-end gets what follows. */
@@ -222,6 +226,12 @@ store_open(struct store **out, const char *url)
     rc = ops->scan(s, &max_seq, &s->live_objects, &s->live_bytes);
     if (rc)
         goto out;
+    if (ops->version >= 3) {
+        rc = ops->audit_scan(s, &s->audit_next);
+        if (rc)
+            goto out;
+        s->audit_committed = s->audit_next;
+    }
     rc = store_seq_init(s, max_seq);
     if (rc)
         goto out;
@@ -364,6 +374,181 @@ store_feed(struct store *s, const char *account, const char *service, int64_t si
     return s->ops->feed(s, account, service, since, limit, cb, ctx);
 }
 
+static bool
+rec_args_ok(const char *account, const char *kind, struct slice key)
+{
+    return (!account || str_ok(account, STORE_ID_MAX)) && str_ok(kind, STORE_KIND_MAX) &&
+           key.len > 0 && key.len <= STORE_KEY_MAX && key.p;
+}
+
+int
+store_rec_get(struct store *s, const char *account, const char *kind, struct slice key,
+              struct buf *out)
+{
+    if (!account || !rec_args_ok(account, kind, key))
+        return ERR_INVAL;
+    buf_reset(out);
+    return s->ops->rec_get(s, account, kind, key, out);
+}
+
+int
+store_rec_list(struct store *s, const char *account, const char *kind, store_rec_cb cb, void *ctx)
+{
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(kind, STORE_KIND_MAX))
+        return ERR_INVAL;
+    return s->ops->rec_list(s, account, kind, cb, ctx);
+}
+
+int
+store_rec_find(struct store *s, const char *kind, struct slice key, char account_out[STORE_ID_MAX])
+{
+    if (!rec_args_ok(NULL, kind, key))
+        return ERR_INVAL;
+    return s->ops->rec_find(s, kind, key, account_out);
+}
+
+/* The version 2 reads: refused on a back-end that predates them. */
+#define STORE_V2(s)                                                                                \
+    do {                                                                                           \
+        if ((s)->ops->version < 2)                                                                 \
+            return ERR_UNAVAILABLE;                                                                \
+    } while (0)
+
+int
+store_consent_get(struct store *s, const char *account, const char *service,
+                  struct store_consent *out)
+{
+    STORE_V2(s);
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    return s->ops->consent_get(s, account, service, out);
+}
+
+int
+store_consents(struct store *s, const char *account, store_consent_cb cb, void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    return s->ops->consents(s, account, cb, ctx);
+}
+
+int
+store_consent_log(struct store *s, const char *account, store_consent_cb cb, void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    return s->ops->consent_log(s, account, cb, ctx);
+}
+
+int
+store_consents_pending(struct store *s, size_t limit, store_consent_cb cb, void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    return limit ? s->ops->consents_pending(s, limit, cb, ctx) : 0;
+}
+
+int
+store_usage(struct store *s, const char *account, const char *service, uint64_t *objects,
+            uint64_t *bytes)
+{
+    STORE_V2(s);
+    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+        return ERR_INVAL;
+    return s->ops->usage(s, account, service, objects, bytes);
+}
+
+int
+store_activity_get(struct store *s, const char *account, int64_t *at)
+{
+    STORE_V2(s);
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    return s->ops->activity_get(s, account, at);
+}
+
+int
+store_accounts_idle(struct store *s, int64_t before, size_t limit, store_account_cb cb,
+                    void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    return limit ? s->ops->accounts_idle(s, before, limit, cb, ctx) : 0;
+}
+
+int
+store_purges(struct store *s, size_t limit, store_purge_cb cb, void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    return limit ? s->ops->purges(s, limit, cb, ctx) : 0;
+}
+
+int
+store_erasures(struct store *s, size_t limit, store_account_cb cb, void *ctx)
+{
+    STORE_V2(s);
+    BUG_ON(!cb);
+    return limit ? s->ops->erasures(s, limit, cb, ctx) : 0;
+}
+
+/* The audit log (store_ops version 3) ------------------------------------- */
+
+uint64_t
+store_audit_size(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t n = s->audit_committed;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int
+store_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb, void *ctx)
+{
+    BUG_ON(!cb);
+    if (s->ops->version < 3)
+        return ERR_UNAVAILABLE;
+    uint64_t size = store_audit_size(s);
+    if (end > size)
+        end = size;
+    if (start >= end)
+        return 0;
+    return s->ops->audit_leaves(s, start, end, cb, ctx);
+}
+
+int
+store_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start, size_t limit,
+                 store_audit_cb cb, void *ctx)
+{
+    BUG_ON(!cb || !tag);
+    if (s->ops->version < 3)
+        return ERR_UNAVAILABLE;
+    return limit ? s->ops->audit_find(s, tag, start, limit, cb, ctx) : 0;
+}
+
+int
+store_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
+{
+    BUG_ON(!tag);
+    *n = 0;
+    if (s->ops->version < 3)
+        return ERR_UNAVAILABLE;
+    return s->ops->audit_count(s, tag, n);
+}
+
+int
+store_audit_nodes_get(struct store *s, struct store_audit_node *nodes, size_t n)
+{
+    if (s->ops->version < 3)
+        return ERR_UNAVAILABLE;
+    return n ? s->ops->audit_nodes_get(s, nodes, n) : 0;
+}
+
 int
 store_stats(struct store *s, uint64_t *objects, uint64_t *bytes)
 {
@@ -388,6 +573,7 @@ store_batch_new(struct store_batch **out)
         free(b);
         return ERR_NOMEM;
     }
+    b->audit_index = -1;
     *out = b;
     return 0;
 }
@@ -403,6 +589,12 @@ store_batch_free(struct store_batch *b)
             free(op->u.meta.val);
         else if (op->kind == STORE_OP_CHUNK_PUT)
             free(op->u.chunk.data);
+        else if (op->kind == STORE_OP_REC_INSERT || op->kind == STORE_OP_REC_PUT)
+            free(op->u.rec.val);
+        else if (op->kind == STORE_OP_AUDIT_APPEND)
+            free(op->u.audit.leaf);
+        else if (op->kind == STORE_OP_AUDIT_NODES)
+            free(op->u.nodes.v);
     }
     free(b->ops);
     sem_destroy(&b->done);
@@ -514,6 +706,51 @@ store_batch_svckey_insert(struct store_batch *b, const char *account, const char
     return 0;
 }
 
+static int
+batch_rec(struct store_batch *b, enum store_op_kind kind, const char *account, const char *rkind,
+          struct slice key, struct slice val)
+{
+    uint8_t *copy;
+    if (!account || !rec_args_ok(account, rkind, key) || val.len > STORE_VAL_MAX ||
+        (val.len && !val.p))
+        return ERR_INVAL;
+    if (dup_bytes(val, &copy))
+        return ERR_NOMEM;
+    struct store_op *op = batch_push(b, kind);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    memcpy(op->u.rec.account, account, strlen(account) + 1);
+    memcpy(op->u.rec.kind, rkind, strlen(rkind) + 1);
+    memcpy(op->u.rec.key, key.p, key.len);
+    op->u.rec.keylen = key.len;
+    op->u.rec.val = copy;
+    op->u.rec.vallen = val.len;
+    return 0;
+}
+
+int
+store_batch_rec_insert(struct store_batch *b, const char *account, const char *kind,
+                       struct slice key, struct slice val)
+{
+    return batch_rec(b, STORE_OP_REC_INSERT, account, kind, key, val);
+}
+
+int
+store_batch_rec_put(struct store_batch *b, const char *account, const char *kind, struct slice key,
+                    struct slice val)
+{
+    return batch_rec(b, STORE_OP_REC_PUT, account, kind, key, val);
+}
+
+int
+store_batch_rec_delete(struct store_batch *b, const char *account, const char *kind,
+                       struct slice key)
+{
+    return batch_rec(b, STORE_OP_REC_DELETE, account, kind, key, SLICE(NULL, 0));
+}
+
 int
 store_batch_object_put(struct store_batch *b, const struct store_object *obj)
 {
@@ -593,6 +830,185 @@ store_batch_seq(const struct store_batch *b)
     return b->seq;
 }
 
+uint64_t
+store_batch_count(const struct store_batch *b)
+{
+    return b->count;
+}
+
+/* Consent, retention, erasure (store_ops version 2) ----------------------- */
+
+static bool
+consent_ok(const struct store_consent *c)
+{
+    return str_ok(c->account, sizeof(c->account)) && str_ok(c->service, sizeof(c->service)) &&
+           strnlen(c->policy, sizeof(c->policy)) < sizeof(c->policy);
+}
+
+/* Appends an account-wide op; service may be NULL (then ""). */
+static int
+batch_acct(struct store_batch *b, enum store_op_kind kind, const char *account,
+           const char *service, int64_t n)
+{
+    if ((account && !str_ok(account, STORE_ID_MAX)) ||
+        (service && !str_ok(service, STORE_SERVICE_MAX)))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, kind);
+    if (!op)
+        return ERR_NOMEM;
+    b->v2 = true;
+    if (account)
+        memcpy(op->u.acct.account, account, strlen(account) + 1);
+    if (service)
+        memcpy(op->u.acct.service, service, strlen(service) + 1);
+    op->u.acct.n = n;
+    return 0;
+}
+
+int
+store_batch_consent_put(struct store_batch *b, const struct store_consent *c)
+{
+    if (!consent_ok(c))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_CONSENT_PUT);
+    if (!op)
+        return ERR_NOMEM;
+    b->v2 = true;
+    op->u.consent = *c;
+    op->u.consent.generation = 0;
+    return 0;
+}
+
+int
+store_batch_consent_purged(struct store_batch *b, const char *account, const char *service,
+                           int64_t generation)
+{
+    if (!account || !service)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_CONSENT_PURGED, account, service, generation);
+}
+
+int
+store_batch_svckey_delete(struct store_batch *b, const char *account, const char *service)
+{
+    if (!account || !service)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_SVCKEY_DELETE, account, service, 0);
+}
+
+int
+store_batch_service_purge(struct store_batch *b, const char *account, const char *service,
+                          int64_t now)
+{
+    if (!account || !service)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_SERVICE_PURGE, account, service, now);
+}
+
+int
+store_batch_account_erase(struct store_batch *b, const char *account, int64_t now)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_ACCOUNT_ERASE, account, NULL, now);
+}
+
+int
+store_batch_activity_put(struct store_batch *b, const char *account, int64_t at)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_ACTIVITY_PUT, account, NULL, at);
+}
+
+int
+store_batch_purge_done(struct store_batch *b, const char *account, int64_t version)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_PURGE_DONE, account, NULL, version);
+}
+
+int
+store_batch_erasure_put(struct store_batch *b, const char *account, int64_t at)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_ERASURE_PUT, account, NULL, at);
+}
+
+int
+store_batch_erasure_done(struct store_batch *b, const char *account)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_ERASURE_DONE, account, NULL, 0);
+}
+
+int
+store_batch_sessions_expire(struct store_batch *b, int64_t now)
+{
+    return batch_acct(b, STORE_OP_SESSIONS_EXPIRE, NULL, NULL, now);
+}
+
+int
+store_batch_compact(struct store_batch *b)
+{
+    return batch_acct(b, STORE_OP_COMPACT, NULL, NULL, 0);
+}
+
+int
+store_batch_audit_append(struct store_batch *b, struct slice leaf,
+                         const uint8_t tag[STORE_HASH_LEN])
+{
+    uint8_t *copy;
+    if (!leaf.len || leaf.len > STORE_AUDIT_LEAF_MAX || !leaf.p)
+        return ERR_INVAL;
+    if (dup_bytes(leaf, &copy))
+        return ERR_NOMEM;
+    struct store_op *op = batch_push(b, STORE_OP_AUDIT_APPEND);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    b->v3 = true;
+    op->u.audit.leaf = copy;
+    op->u.audit.len = leaf.len;
+    op->u.audit.has_tag = tag != NULL;
+    if (tag)
+        memcpy(op->u.audit.tag, tag, STORE_HASH_LEN);
+    return 0;
+}
+
+int
+store_batch_audit_nodes(struct store_batch *b, const struct store_audit_node *nodes, size_t n)
+{
+    if (!n || n > STORE_AUDIT_NODES_MAX || !nodes)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].level > 63 || (nodes[i].level && nodes[i].index >> (64 - nodes[i].level)))
+            return ERR_INVAL;
+    struct store_audit_node *copy = malloc(n * sizeof(*copy));
+    if (!copy)
+        return ERR_NOMEM;
+    memcpy(copy, nodes, n * sizeof(*copy));
+    struct store_op *op = batch_push(b, STORE_OP_AUDIT_NODES);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    b->v3 = true;
+    op->u.nodes.v = copy;
+    op->u.nodes.n = n;
+    return 0;
+}
+
+int64_t
+store_batch_audit_index(const struct store_batch *b)
+{
+    return b->audit_index;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Committing: the caller's side                                            */
 
@@ -601,8 +1017,12 @@ store_commit(struct store *s, struct store_batch *b, bool durable)
 {
     b->replaced = 0;
     b->seq = 0;
+    b->count = 0;
+    b->audit_index = -1;
     if (b->n == 0)
         return 0;
+    if ((b->v2 && s->ops->version < 2) || (b->v3 && s->ops->version < 3))
+        return ERR_UNAVAILABLE;
     pthread_mutex_lock(&s->lock);
     if (s->closing || s->failed) {
         int rc = s->closing ? ERR_UNAVAILABLE : ERR_IO;
@@ -639,10 +1059,19 @@ batch_apply(struct store *s, struct store_batch *b)
             b->seq = op->u.object.seq = ++s->last_seq;
         else if (op->kind == STORE_OP_OBJECT_DELETE)
             b->seq = op->u.del.seq = ++s->last_seq;
+        else if (op->kind == STORE_OP_AUDIT_APPEND) {
+            op->u.audit.index = s->audit_next++;
+            if (b->audit_index < 0)
+                b->audit_index = (int64_t)op->u.audit.index;
+        }
         int rc = ops->apply(s, op, &eff);
+        /* the log refused the entry, whatever the back-end's reason */
+        if (rc && op->kind == STORE_OP_AUDIT_APPEND && rc != ERR_NOMEM)
+            rc = ERR_AUDIT;
         if (rc)
             return rc;
         b->replaced += eff.replaced;
+        b->count += eff.count;
         b->d_objects += eff.objects;
         b->d_bytes += eff.bytes;
     }
@@ -655,6 +1084,8 @@ batch_forget(struct store_batch *b, int rc)
     b->result = rc;
     b->replaced = 0;
     b->seq = 0;
+    b->count = 0;
+    b->audit_index = -1;
     b->d_objects = b->d_bytes = 0;
 }
 
@@ -673,6 +1104,7 @@ group_run(struct store *s, struct store_batch *g, bool durable)
 {
     const struct store_ops *ops = s->ops;
     const int64_t seq0 = s->last_seq;
+    const uint64_t audit0 = s->audit_next; /* leaf numbers, given back like seqs */
     const bool single = !g->next;
     bool savepoints = false;
     struct store_batch *b;
@@ -682,12 +1114,14 @@ again:
     for (b = g; b; b = b->next)
         batch_forget(b, 0);
     s->last_seq = seq0;
+    s->audit_next = audit0;
     rc = ops->txn_begin(s, durable);
     if (rc)
         goto fail;
     size_t ok = 0;
     for (b = g; b; b = b->next) {
         const int64_t seq_before = s->last_seq;
+        const uint64_t audit_before = s->audit_next;
         if (savepoints && (rc = ops->txn_savepoint(s)))
             goto abort;
         int brc = batch_apply(s, b);
@@ -704,6 +1138,7 @@ again:
         }
         batch_forget(b, brc);
         s->last_seq = seq_before;
+        s->audit_next = audit_before;
         if (savepoints && (rc = ops->txn_rollback_to(s)))
             goto abort;
     }
@@ -711,6 +1146,7 @@ again:
         /* Nothing to keep: every batch failed with its own error. */
         ops->txn_abort(s);
         s->last_seq = seq0;
+        s->audit_next = audit0;
         return;
     }
     rc = ops->txn_commit(s);
@@ -726,6 +1162,7 @@ fail:
         if (!b->result)
             batch_forget(b, rc);
     s->last_seq = seq0;
+    s->audit_next = audit0;
 }
 
 /*
@@ -804,6 +1241,7 @@ store_writer(void *arg)
 
         pthread_mutex_lock(&s->lock);
         s->committed_seq = s->last_seq;
+        s->audit_committed = s->audit_next;
         if (durable)
             s->durable_seq = s->last_seq;
         struct store_batch *wake = NULL, **wakep = &wake;

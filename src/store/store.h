@@ -26,11 +26,11 @@
 #include "base/buf.h"
 #include "base/common.h"
 
-#define STORE_ID_MAX 64          /* account ids: "<region>-<random>", NUL included */
-#define STORE_SERVICE_MAX 16     /* service names, NUL included */
-#define STORE_HASH_LEN 32        /* keyed hashes and token hashes */
-#define STORE_PWHASH_MAX 160     /* an encoded password hash, NUL included */
-#define STORE_WRAPPED_MAX 128    /* a wrapped (sealed) 32-byte key */
+#define STORE_ID_MAX 64            /* account ids: "<region>-<random>", NUL included */
+#define STORE_SERVICE_MAX 16       /* service names, NUL included */
+#define STORE_HASH_LEN 32          /* keyed hashes and token hashes */
+#define STORE_PWHASH_MAX 160       /* an encoded password hash, NUL included */
+#define STORE_WRAPPED_MAX 128      /* a wrapped (sealed) 32-byte key */
 #define STORE_NAME_SEALED_MAX 1152 /* a sealed object name (name <= 1024 bytes) */
 #define STORE_META_KEY_MAX 64
 
@@ -55,8 +55,8 @@ struct store_session {
 struct store_object {
     char account[STORE_ID_MAX];
     char service[STORE_SERVICE_MAX];
-    uint8_t name_hash[STORE_HASH_LEN];              /* keyed hash of the name */
-    uint8_t name_sealed[STORE_NAME_SEALED_MAX];     /* the name, sealed */
+    uint8_t name_hash[STORE_HASH_LEN];          /* keyed hash of the name */
+    uint8_t name_sealed[STORE_NAME_SEALED_MAX]; /* the name, sealed */
     size_t name_sealed_len;
     int64_t version; /* chosen by the caller, unique per account; keys the chunks */
     int64_t seq;     /* assigned by the store at commit: change-feed position */
@@ -95,11 +95,10 @@ MUST_CHECK int store_svckey_get(struct store *s, const char *account, const char
                                 uint8_t *out, size_t cap, size_t *outlen);
 /** Reads the live object (not a tombstone). ERR_NOT_FOUND if absent or deleted. */
 MUST_CHECK int store_object_get(struct store *s, const char *account, const char *service,
-                                const uint8_t name_hash[STORE_HASH_LEN],
-                                struct store_object *out);
+                                const uint8_t name_hash[STORE_HASH_LEN], struct store_object *out);
 /** Reads chunk idx of an object version into out (reset first). ERR_NOT_FOUND. */
-MUST_CHECK int store_chunk_get(struct store *s, const char *account, int64_t version,
-                               uint32_t idx, struct buf *out);
+MUST_CHECK int store_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx,
+                               struct buf *out);
 
 /**
  * Called once per row of a change feed, in increasing seq order. The object
@@ -111,10 +110,92 @@ typedef int (*store_feed_cb)(void *ctx, const struct store_object *obj);
  * seq order, at most limit rows. Returns 0, a back-end error, or the
  * callback's non-zero value.
  */
-MUST_CHECK int store_feed(struct store *s, const char *account, const char *service,
-                          int64_t since, size_t limit, store_feed_cb cb, void *ctx);
+MUST_CHECK int store_feed(struct store *s, const char *account, const char *service, int64_t since,
+                          size_t limit, store_feed_cb cb, void *ctx);
 /** Counts live objects and their plaintext bytes in the whole store. */
 MUST_CHECK int store_stats(struct store *s, uint64_t *objects, uint64_t *bytes);
+
+/* Records ------------------------------------------------------------------ */
+
+/*
+ * Small records of an account: (account, kind, key) -> value, for what the
+ * domain keeps beside objects (identifiers, ...). The store does not
+ * interpret them; keys are bytes, ordered bytewise.
+ */
+#define STORE_KIND_MAX 16   /* kind names, NUL included */
+#define STORE_KEY_MAX 128   /* record keys */
+#define STORE_VAL_MAX 65536 /* record values */
+
+/** Reads a record's value into out (reset first). ERR_NOT_FOUND if absent. */
+MUST_CHECK int store_rec_get(struct store *s, const char *account, const char *kind,
+                             struct slice key, struct buf *out);
+/** Called per record, key and value borrowed for the call; non-zero stops. */
+typedef int (*store_rec_cb)(void *ctx, struct slice key, struct slice val);
+/** Lists an account's records of a kind in key order. */
+MUST_CHECK int store_rec_list(struct store *s, const char *account, const char *kind,
+                              store_rec_cb cb, void *ctx);
+/**
+ * Finds an account holding a record (kind, key): the lowest account id if
+ * several do. ERR_NOT_FOUND if none.
+ */
+MUST_CHECK int store_rec_find(struct store *s, const char *kind, struct slice key,
+                              char account_out[STORE_ID_MAX]);
+
+/* Consent, retention, erasure -------------------------------------------- */
+
+#define STORE_POLICY_MAX 32 /* a privacy policy version, NUL included */
+
+/*
+ * The owner's consent to one service: its current state (store_consent_get)
+ * or one change of it (store_consent_log). A region keeps these beside the
+ * service keys, in the store it never snapshots (docs/internals/CONSENT.md).
+ */
+struct store_consent {
+    char account[STORE_ID_MAX];
+    char service[STORE_SERVICE_MAX];
+    bool granted;
+    int64_t at;                    /* Unix seconds of the change */
+    char policy[STORE_POLICY_MAX]; /* the privacy policy version it was given under */
+    int64_t generation;            /* 1, 2, ...: the changes so far; assigned by the store */
+    bool purge_pending;            /* a revocation whose data purge is not done */
+};
+
+/** Reads the current consent of (account, service). ERR_NOT_FOUND if never set. */
+MUST_CHECK int store_consent_get(struct store *s, const char *account, const char *service,
+                                 struct store_consent *out);
+/** Called per consent row, borrowed for the call; non-zero stops and is returned. */
+typedef int (*store_consent_cb)(void *ctx, const struct store_consent *c);
+/** Lists the current consents of an account, in service name order. */
+MUST_CHECK int store_consents(struct store *s, const char *account, store_consent_cb cb,
+                              void *ctx);
+/** Lists every recorded change of an account's consents, oldest first. */
+MUST_CHECK int store_consent_log(struct store *s, const char *account, store_consent_cb cb,
+                                 void *ctx);
+/** Lists at most limit consents, of any account, whose purge_pending is set. */
+MUST_CHECK int store_consents_pending(struct store *s, size_t limit, store_consent_cb cb,
+                                      void *ctx);
+/** Counts the live objects of (account, service) and their plaintext bytes. */
+MUST_CHECK int store_usage(struct store *s, const char *account, const char *service,
+                           uint64_t *objects, uint64_t *bytes);
+/**
+ * The last recorded activity of an account (store_batch_activity_put), or
+ * its creation time if none. ERR_NOT_FOUND if there is no such account.
+ */
+MUST_CHECK int store_activity_get(struct store *s, const char *account, int64_t *at);
+/** Called per account with a time (its activity, or when erasure was asked). */
+typedef int (*store_account_cb)(void *ctx, const char *account, int64_t at);
+/**
+ * Lists at most limit accounts whose last activity (or creation, if none)
+ * is before `before`, oldest first.
+ */
+MUST_CHECK int store_accounts_idle(struct store *s, int64_t before, size_t limit,
+                                   store_account_cb cb, void *ctx);
+/** Called per queued purge: the chunks of (account, version) are to be deleted. */
+typedef int (*store_purge_cb)(void *ctx, const char *account, int64_t version);
+/** Lists at most limit queued purges (store_batch_service_purge, _account_erase). */
+MUST_CHECK int store_purges(struct store *s, size_t limit, store_purge_cb cb, void *ctx);
+/** Lists at most limit accounts whose erasure was asked and not finished. */
+MUST_CHECK int store_erasures(struct store *s, size_t limit, store_account_cb cb, void *ctx);
 
 /* Writes ------------------------------------------------------------------ */
 
@@ -156,6 +237,65 @@ MUST_CHECK int store_batch_chunk_put(struct store_batch *b, const char *account,
 MUST_CHECK int store_batch_chunks_delete(struct store_batch *b, const char *account,
                                          int64_t version);
 
+/** Inserts a record; the commit fails with ERR_EXISTS if (account, kind, key) is taken. */
+MUST_CHECK int store_batch_rec_insert(struct store_batch *b, const char *account, const char *kind,
+                                      struct slice key, struct slice val);
+/** Inserts or replaces a record. */
+MUST_CHECK int store_batch_rec_put(struct store_batch *b, const char *account, const char *kind,
+                                   struct slice key, struct slice val);
+/** Deletes a record; no error if it does not exist. */
+MUST_CHECK int store_batch_rec_delete(struct store_batch *b, const char *account, const char *kind,
+                                      struct slice key);
+
+/**
+ * Records a change of consent: sets the current state of (c->account,
+ * c->service) to c (granted, at, policy, purge_pending), increments its
+ * generation and appends the change, with that generation, to the history.
+ */
+MUST_CHECK int store_batch_consent_put(struct store_batch *b, const struct store_consent *c);
+/**
+ * Clears purge_pending of (account, service) if its generation is still
+ * `generation`; nothing otherwise (a later change owns the flag).
+ */
+MUST_CHECK int store_batch_consent_purged(struct store_batch *b, const char *account,
+                                          const char *service, int64_t generation);
+/** Deletes the wrapped key of (account, service); no error if there is none. */
+MUST_CHECK int store_batch_svckey_delete(struct store_batch *b, const char *account,
+                                         const char *service);
+/**
+ * Removes every object row of (account, service), tombstones included, and
+ * queues the chunks of the live ones for deletion (store_purges). No
+ * tombstone is left. store_batch_count() gives the live objects removed.
+ */
+MUST_CHECK int store_batch_service_purge(struct store_batch *b, const char *account,
+                                         const char *service, int64_t now);
+/**
+ * Removes every row this store keeps for an account: the account, its
+ * sessions, service keys, consents and their history, activity, records and
+ * object rows (the live objects' chunks queued as by service_purge). A
+ * pending erasure mark (store_batch_erasure_put) stays. store_batch_count()
+ * gives the live objects removed. No error if there is nothing.
+ */
+MUST_CHECK int store_batch_account_erase(struct store_batch *b, const char *account,
+                                         int64_t now);
+/** Records activity of an account at time at (callers round it). */
+MUST_CHECK int store_batch_activity_put(struct store_batch *b, const char *account, int64_t at);
+/** Deletes the chunks of a queued purge and its queue entry. */
+MUST_CHECK int store_batch_purge_done(struct store_batch *b, const char *account,
+                                      int64_t version);
+/** Marks an account's erasure as asked (at), until store_batch_erasure_done. */
+MUST_CHECK int store_batch_erasure_put(struct store_batch *b, const char *account, int64_t at);
+MUST_CHECK int store_batch_erasure_done(struct store_batch *b, const char *account);
+/** Deletes every session that expires at or before now; store_batch_count() says how many. */
+MUST_CHECK int store_batch_sessions_expire(struct store_batch *b, int64_t now);
+/**
+ * Gives the space of deleted rows back to the file system (SQLite: an
+ * incremental vacuum, in a database created with auto_vacuum incremental).
+ * A back-end whose engine does this by itself does nothing.
+ * store_batch_count() gives the pages (or blocks) released.
+ */
+MUST_CHECK int store_batch_compact(struct store_batch *b);
+
 /**
  * Applies the batch atomically through the writer thread and waits for it.
  * durable: return only once it (and everything committed before) is on
@@ -167,5 +307,65 @@ MUST_CHECK int store_commit(struct store *s, struct store_batch *b, bool durable
 unsigned store_batch_replaced(const struct store_batch *b);
 /** After a successful commit: the seq assigned to the last object op. */
 int64_t store_batch_seq(const struct store_batch *b);
+/**
+ * After a successful commit: what its purge, erase, sessions_expire and
+ * compact ops removed, added up (see each).
+ */
+uint64_t store_batch_count(const struct store_batch *b);
+
+/* The audit log (store_ops version 3) ------------------------------------- */
+
+/*
+ * An append-only list of leaves, opaque bytes each with an optional 32-byte
+ * owner tag, and the node hashes of a Merkle tree over them, for
+ * src/audit (docs/internals/AUDIT.md). A leaf is appended by a batch op, so
+ * it commits or fails with the action it records; the writer numbers the
+ * leaves 0, 1, 2 ... in commit order, with no gap (a failed batch gives its
+ * numbers back). An append that fails fails its batch with ERR_AUDIT, so
+ * the caller can tell that the log refused the entry. The store hashes
+ * nothing: nodes are computed and written by the audit module.
+ */
+#define STORE_AUDIT_LEAF_MAX 4096   /* bytes of one leaf */
+#define STORE_AUDIT_NODES_MAX 65536 /* nodes of one store_batch_audit_nodes op */
+
+/** One node of the tree: the root of leaves [index << level, (index + 1) << level). */
+struct store_audit_node {
+    uint32_t level;
+    uint64_t index;
+    uint8_t hash[STORE_HASH_LEN];
+};
+
+/** The number of leaves committed (and readable): the index the next leaf gets. */
+uint64_t store_audit_size(struct store *s);
+/** Called per leaf, in index order; leaf borrowed for the call. Non-zero stops. */
+typedef int (*store_audit_cb)(void *ctx, uint64_t index, struct slice leaf);
+/**
+ * Lists the leaves [start, end), end clipped to store_audit_size(). Returns
+ * 0, a back-end error or the callback's non-zero value.
+ */
+MUST_CHECK int store_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb,
+                                  void *ctx);
+/** Lists at most limit leaves whose owner tag is tag, from index start up, in order. */
+MUST_CHECK int store_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
+                                size_t limit, store_audit_cb cb, void *ctx);
+/** Counts the leaves whose owner tag is tag. */
+MUST_CHECK int store_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n);
+/**
+ * Fills the hash of each of the n nodes (level and index set by the
+ * caller), in one read transaction. ERR_NOT_FOUND if any is missing.
+ */
+MUST_CHECK int store_audit_nodes_get(struct store *s, struct store_audit_node *nodes, size_t n);
+
+/** Appends a leaf (1..STORE_AUDIT_LEAF_MAX bytes, copied); tag may be NULL. */
+MUST_CHECK int store_batch_audit_append(struct store_batch *b, struct slice leaf,
+                                        const uint8_t tag[STORE_HASH_LEN]);
+/**
+ * Writes n (1..STORE_AUDIT_NODES_MAX) nodes, copied. The commit fails with
+ * ERR_EXISTS if one is already there: a node, once written, never changes.
+ */
+MUST_CHECK int store_batch_audit_nodes(struct store_batch *b, const struct store_audit_node *nodes,
+                                       size_t n);
+/** After a successful commit: the index of the batch's first leaf (-1 if none). */
+int64_t store_batch_audit_index(const struct store_batch *b);
 
 #endif

@@ -31,7 +31,7 @@
  * calls it only if ops->version says the back-end has it (SQLite's
  * sqlite3_vfs.iVersion).
  */
-#define STORE_OPS_VERSION 1
+#define STORE_OPS_VERSION 3
 
 /* The most batches the writer applies in one back-end transaction. */
 #define STORE_GROUP_MAX 512
@@ -61,6 +61,24 @@ enum store_op_kind {
     STORE_OP_OBJECT_DELETE,
     STORE_OP_CHUNK_PUT,
     STORE_OP_CHUNKS_DELETE,
+    STORE_OP_REC_INSERT,
+    STORE_OP_REC_PUT,
+    STORE_OP_REC_DELETE,
+    /* version 2: consent, retention, erasure */
+    STORE_OP_CONSENT_PUT,
+    STORE_OP_CONSENT_PURGED,
+    STORE_OP_SVCKEY_DELETE,
+    STORE_OP_SERVICE_PURGE,
+    STORE_OP_ACCOUNT_ERASE,
+    STORE_OP_ACTIVITY_PUT,
+    STORE_OP_PURGE_DONE,
+    STORE_OP_ERASURE_PUT,
+    STORE_OP_ERASURE_DONE,
+    STORE_OP_SESSIONS_EXPIRE,
+    STORE_OP_COMPACT,
+    /* version 3: the audit log */
+    STORE_OP_AUDIT_APPEND,
+    STORE_OP_AUDIT_NODES,
 };
 
 /*
@@ -105,6 +123,37 @@ struct store_op {
             char account[STORE_ID_MAX];
             int64_t version;
         } chunks;
+        struct {
+            char account[STORE_ID_MAX];
+            char kind[STORE_KIND_MAX];
+            uint8_t key[STORE_KEY_MAX];
+            size_t keylen;
+            uint8_t *val; /* owned; NULL when vallen is 0 */
+            size_t vallen;
+        } rec;
+        struct store_consent consent; /* consent_put; generation set by the back-end */
+        /*
+         * consent_purged (n: generation), svckey_delete, service_purge and
+         * account_erase (n: now), activity_put, erasure_put (n: at),
+         * purge_done (n: version), erasure_done, sessions_expire (n: now;
+         * account empty), compact (nothing). service is "" where unused.
+         */
+        struct {
+            char account[STORE_ID_MAX];
+            char service[STORE_SERVICE_MAX];
+            int64_t n;
+        } acct;
+        struct {
+            uint8_t *leaf; /* audit_append: owned, len bytes */
+            size_t len;
+            uint8_t tag[STORE_HASH_LEN];
+            bool has_tag;
+            uint64_t index; /* set by the writer */
+        } audit;
+        struct {
+            struct store_audit_node *v; /* audit_nodes: owned */
+            size_t n;
+        } nodes;
     } u;
 };
 
@@ -113,6 +162,7 @@ struct store_effect {
     bool replaced;   /* an object put replaced a live object */
     int64_t objects; /* change in the number of live objects */
     int64_t bytes;   /* change in their plaintext bytes */
+    uint64_t count;  /* rows (or pages) removed by a purge, erase, expire or compact op */
 };
 
 /*
@@ -157,6 +207,12 @@ struct store_ops {
     /** limit is at least 1. */
     int (*feed)(struct store *s, const char *account, const char *service, int64_t since,
                 size_t limit, store_feed_cb cb, void *ctx);
+    int (*rec_get)(struct store *s, const char *account, const char *kind, struct slice key,
+                   struct buf *out);
+    int (*rec_list)(struct store *s, const char *account, const char *kind, store_rec_cb cb,
+                    void *ctx);
+    int (*rec_find)(struct store *s, const char *kind, struct slice key,
+                    char account_out[STORE_ID_MAX]);
 
     /* Writer thread only. */
 
@@ -198,6 +254,41 @@ struct store_ops {
      * txn_begin(durable) makes the commit itself durable.
      */
     int (*sync)(struct store *s);
+
+    /* --- version 2: consent, retention, erasure --- */
+
+    /*
+     * Reads with the semantics of the store.h function of the same name;
+     * apply must know the version 2 ops. store.c refuses these calls and
+     * ops on a back-end of version 1 with ERR_UNAVAILABLE.
+     */
+    int (*consent_get)(struct store *s, const char *account, const char *service,
+                       struct store_consent *out);
+    int (*consents)(struct store *s, const char *account, store_consent_cb cb, void *ctx);
+    int (*consent_log)(struct store *s, const char *account, store_consent_cb cb, void *ctx);
+    int (*consents_pending)(struct store *s, size_t limit, store_consent_cb cb, void *ctx);
+    int (*usage)(struct store *s, const char *account, const char *service, uint64_t *objects,
+                 uint64_t *bytes);
+    int (*activity_get)(struct store *s, const char *account, int64_t *at);
+    int (*accounts_idle)(struct store *s, int64_t before, size_t limit, store_account_cb cb,
+                         void *ctx);
+    int (*purges)(struct store *s, size_t limit, store_purge_cb cb, void *ctx);
+    int (*erasures)(struct store *s, size_t limit, store_account_cb cb, void *ctx);
+
+    /* --- version 3: the audit log --- */
+
+    /*
+     * At open: the number of leaves stored (highest index + 1). The reads
+     * have the semantics of the store.h functions of the same name (end
+     * already clipped, limit at least 1); apply must know the version 3 ops.
+     */
+    int (*audit_scan)(struct store *s, uint64_t *size);
+    int (*audit_leaves)(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb,
+                        void *ctx);
+    int (*audit_find)(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
+                      size_t limit, store_audit_cb cb, void *ctx);
+    int (*audit_count)(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n);
+    int (*audit_nodes_get)(struct store *s, struct store_audit_node *nodes, size_t n);
 };
 
 /*
@@ -223,6 +314,8 @@ struct store {
     int failed;            /* a sync failed: the disk is in doubt, refuse commits */
     int64_t last_seq;      /* the last seq assigned; writer thread only */
     int64_t committed_seq; /* the last seq committed */
+    uint64_t audit_next;      /* the index of the next audit leaf; writer thread only */
+    uint64_t audit_committed; /* audit leaves committed */
     int64_t durable_seq;   /* the last seq known to be on stable storage */
     uint64_t live_objects; /* committed state */
     uint64_t live_bytes;

@@ -99,6 +99,48 @@ static const struct store_migration sq_migrations[] = {
         " idx BIGINT NOT NULL,"
         " data BLOB NOT NULL,"
         " PRIMARY KEY (account, version, idx));"},
+    {10, "CREATE TABLE records ("
+         " account TEXT NOT NULL,"
+         " kind TEXT NOT NULL,"
+         " rkey BLOB NOT NULL,"
+         " val BLOB NOT NULL,"
+         " PRIMARY KEY (account, kind, rkey));"
+         "CREATE INDEX records_find ON records (kind, rkey, account);"},
+    /*
+     * Consent, retention, erasure (docs/internals/CONSENT.md). A region
+     * opens two stores with this schema: the data store (objects, chunks,
+     * accounts, activity, purges) and the key store (svckeys, consents,
+     * consent_log, erasures), so that no copy of the data holds a key.
+     */
+    {20, "CREATE TABLE consents ("
+         " account TEXT NOT NULL,"
+         " service TEXT NOT NULL,"
+         " granted INTEGER NOT NULL,"
+         " at BIGINT NOT NULL,"
+         " policy TEXT NOT NULL,"
+         " generation BIGINT NOT NULL,"
+         " purge_pending INTEGER NOT NULL,"
+         " PRIMARY KEY (account, service));"
+         "CREATE INDEX consents_pending ON consents (purge_pending) WHERE purge_pending = 1;"
+         "CREATE TABLE consent_log ("
+         " account TEXT NOT NULL,"
+         " service TEXT NOT NULL,"
+         " generation BIGINT NOT NULL,"
+         " granted INTEGER NOT NULL,"
+         " at BIGINT NOT NULL,"
+         " policy TEXT NOT NULL,"
+         " PRIMARY KEY (account, service, generation));"
+         "CREATE TABLE activity ("
+         " account TEXT NOT NULL PRIMARY KEY,"
+         " at BIGINT NOT NULL);"
+         "CREATE TABLE purges ("
+         " account TEXT NOT NULL,"
+         " version BIGINT NOT NULL,"
+         " queued BIGINT NOT NULL,"
+         " PRIMARY KEY (account, version));"
+         "CREATE TABLE erasures ("
+         " account TEXT NOT NULL PRIMARY KEY,"
+         " at BIGINT NOT NULL);"},
 };
 
 /* Cached statements; each connection prepares one the first time it is used. */
@@ -111,6 +153,18 @@ enum sq_stmt {
     SQ_OBJECT_GET,
     SQ_CHUNK_GET,
     SQ_FEED,
+    SQ_REC_GET,
+    SQ_REC_LIST,
+    SQ_REC_FIND,
+    SQ_CONSENT_GET,
+    SQ_CONSENTS,
+    SQ_CONSENT_LOG,
+    SQ_CONSENTS_PENDING,
+    SQ_USAGE,
+    SQ_ACTIVITY_GET,
+    SQ_ACCOUNTS_IDLE,
+    SQ_PURGES,
+    SQ_ERASURES,
     /* writer */
     SQ_SYNC_NORMAL,
     SQ_SYNC_FULL,
@@ -131,6 +185,30 @@ enum sq_stmt {
     SQ_OBJECT_TOMBSTONE,
     SQ_CHUNK_PUT,
     SQ_CHUNKS_DELETE,
+    SQ_REC_INSERT,
+    SQ_REC_PUT,
+    SQ_REC_DELETE,
+    SQ_CONSENT_UPSERT,
+    SQ_CONSENT_LOG_ADD,
+    SQ_CONSENT_PURGED,
+    SQ_SVCKEY_DELETE,
+    SQ_SVC_QUEUE,
+    SQ_SVC_DELETE,
+    SQ_ACCT_USAGE,
+    SQ_ACCT_QUEUE,
+    SQ_ERASE_OBJECTS,
+    SQ_ERASE_SESSIONS,
+    SQ_ERASE_SVCKEYS,
+    SQ_ERASE_CONSENTS,
+    SQ_ERASE_CONSENT_LOG,
+    SQ_ERASE_ACTIVITY,
+    SQ_ERASE_RECORDS,
+    SQ_ERASE_ACCOUNT,
+    SQ_ACTIVITY_PUT,
+    SQ_PURGE_DEQUEUE,
+    SQ_ERASURE_PUT,
+    SQ_ERASURE_DONE,
+    SQ_SESSIONS_EXPIRE,
     SQ_NSTMT
 };
 
@@ -178,6 +256,69 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_CHUNK_PUT] = "INSERT INTO chunks (account, version, idx, data) VALUES (?1, ?2, ?3, ?4)"
                      " ON CONFLICT (account, version, idx) DO UPDATE SET data = excluded.data",
     [SQ_CHUNKS_DELETE] = "DELETE FROM chunks WHERE account = ?1 AND version = ?2",
+    [SQ_REC_GET] = "SELECT val FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
+    [SQ_REC_LIST] = "SELECT rkey, val FROM records WHERE account = ?1 AND kind = ?2 ORDER BY rkey",
+    [SQ_REC_FIND] = "SELECT account FROM records WHERE kind = ?1 AND rkey = ?2"
+                    " ORDER BY account LIMIT 1",
+    [SQ_REC_INSERT] = "INSERT INTO records (account, kind, rkey, val) VALUES (?1, ?2, ?3, ?4)",
+    [SQ_REC_PUT] = "INSERT OR REPLACE INTO records (account, kind, rkey, val)"
+                   " VALUES (?1, ?2, ?3, ?4)",
+    [SQ_REC_DELETE] = "DELETE FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
+    [SQ_CONSENT_GET] = "SELECT granted, at, policy, generation, purge_pending FROM consents"
+                       " WHERE account = ?1 AND service = ?2",
+    [SQ_CONSENTS] = "SELECT service, granted, at, policy, generation, purge_pending FROM consents"
+                    " WHERE account = ?1 ORDER BY service",
+    [SQ_CONSENT_LOG] = "SELECT service, granted, at, policy, generation FROM consent_log"
+                       " WHERE account = ?1 ORDER BY at, service, generation",
+    [SQ_CONSENTS_PENDING] = "SELECT account, service, granted, at, policy, generation,"
+                            " purge_pending FROM consents WHERE purge_pending = 1 LIMIT ?1",
+    [SQ_USAGE] = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
+                 " WHERE account = ?1 AND service = ?2 AND deleted = 0",
+    [SQ_ACTIVITY_GET] = "SELECT coalesce((SELECT v.at FROM activity v WHERE v.account = a.account),"
+                        " a.created) FROM accounts a WHERE a.account = ?1",
+    [SQ_ACCOUNTS_IDLE] = "SELECT a.account, coalesce(v.at, a.created) AS last FROM accounts a"
+                         " LEFT JOIN activity v ON v.account = a.account"
+                         " WHERE coalesce(v.at, a.created) < ?1 ORDER BY last, a.account LIMIT ?2",
+    [SQ_PURGES] = "SELECT account, version FROM purges ORDER BY queued, account, version LIMIT ?1",
+    [SQ_ERASURES] = "SELECT account, at FROM erasures ORDER BY at, account LIMIT ?1",
+    [SQ_CONSENT_UPSERT] = "INSERT INTO consents (account, service, granted, at, policy, generation,"
+                          " purge_pending) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)"
+                          " ON CONFLICT (account, service) DO UPDATE SET granted = excluded.granted,"
+                          " at = excluded.at, policy = excluded.policy,"
+                          " generation = consents.generation + 1,"
+                          " purge_pending = excluded.purge_pending",
+    [SQ_CONSENT_LOG_ADD] = "INSERT INTO consent_log (account, service, generation, granted, at,"
+                           " policy) SELECT account, service, generation, granted, at, policy"
+                           " FROM consents WHERE account = ?1 AND service = ?2",
+    [SQ_CONSENT_PURGED] = "UPDATE consents SET purge_pending = 0"
+                          " WHERE account = ?1 AND service = ?2 AND generation = ?3",
+    [SQ_SVCKEY_DELETE] = "DELETE FROM svckeys WHERE account = ?1 AND service = ?2",
+    [SQ_SVC_QUEUE] = "INSERT INTO purges (account, version, queued)"
+                     " SELECT account, version, ?3 FROM objects"
+                     " WHERE account = ?1 AND service = ?2 AND deleted = 0"
+                     " ON CONFLICT (account, version) DO NOTHING",
+    [SQ_SVC_DELETE] = "DELETE FROM objects WHERE account = ?1 AND service = ?2",
+    [SQ_ACCT_USAGE] = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
+                      " WHERE account = ?1 AND deleted = 0",
+    [SQ_ACCT_QUEUE] = "INSERT INTO purges (account, version, queued)"
+                      " SELECT account, version, ?2 FROM objects WHERE account = ?1 AND deleted = 0"
+                      " ON CONFLICT (account, version) DO NOTHING",
+    [SQ_ERASE_OBJECTS] = "DELETE FROM objects WHERE account = ?1",
+    [SQ_ERASE_SESSIONS] = "DELETE FROM sessions WHERE account = ?1",
+    [SQ_ERASE_SVCKEYS] = "DELETE FROM svckeys WHERE account = ?1",
+    [SQ_ERASE_CONSENTS] = "DELETE FROM consents WHERE account = ?1",
+    [SQ_ERASE_CONSENT_LOG] = "DELETE FROM consent_log WHERE account = ?1",
+    [SQ_ERASE_ACTIVITY] = "DELETE FROM activity WHERE account = ?1",
+    [SQ_ERASE_RECORDS] = "DELETE FROM records WHERE account = ?1",
+    [SQ_ERASE_ACCOUNT] = "DELETE FROM accounts WHERE account = ?1",
+    [SQ_ACTIVITY_PUT] = "INSERT INTO activity (account, at) VALUES (?1, ?2)"
+                        " ON CONFLICT (account) DO UPDATE SET at = excluded.at"
+                        " WHERE excluded.at > activity.at",
+    [SQ_PURGE_DEQUEUE] = "DELETE FROM purges WHERE account = ?1 AND version = ?2",
+    [SQ_ERASURE_PUT] = "INSERT INTO erasures (account, at) VALUES (?1, ?2)"
+                       " ON CONFLICT (account) DO NOTHING",
+    [SQ_ERASURE_DONE] = "DELETE FROM erasures WHERE account = ?1",
+    [SQ_SESSIONS_EXPIRE] = "DELETE FROM sessions WHERE expires <= ?1",
 };
 
 struct sq_conn {
@@ -198,6 +339,7 @@ struct store_sqlite {
     bool pool_lock_ready;
     struct sq_conn *pool; /* idle readers, under pool_lock */
     unsigned pool_len;
+    bool incremental; /* auto_vacuum is incremental: compact can give space back */
 };
 
 static const uint8_t sq_empty[1];
@@ -615,6 +757,10 @@ sq_open(struct store **out, const char *target)
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, SQ_BUSY_MS);
+    /* Only takes on a new, empty file; older databases keep auto_vacuum off. */
+    rc = sq_exec(db, "PRAGMA auto_vacuum = INCREMENTAL");
+    if (rc)
+        goto out;
     rc = sq_pragma_expect(db, "PRAGMA journal_mode = WAL", "wal");
     if (rc)
         goto out;
@@ -635,6 +781,11 @@ sq_open(struct store **out, const char *target)
     rc = sq_migrate(&q->w);
     if (rc)
         goto out;
+    int64_t av = 0;
+    rc = sq_query_int(db, "PRAGMA auto_vacuum", &av);
+    if (rc)
+        goto out;
+    q->incremental = av == 2;
     rc = sq_wal_open(q);
     if (rc)
         goto out;
@@ -951,6 +1102,265 @@ sq_feed(struct store *s, const char *account, const char *service, int64_t since
     return rc;
 }
 
+static int
+sq_rec_get(struct store *s, const char *account, const char *kind, struct slice key,
+           struct buf *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_REC_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, kind);
+    sq_bind_blob(st, 3, key.p, key.len);
+    rc = sq_step_one(c, st, "rec_get");
+    if (rc == 1)
+        rc = buf_add(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    else if (rc == 0)
+        rc = ERR_NOT_FOUND;
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_rec_list(struct store *s, const char *account, const char *kind, store_rec_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_REC_LIST, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, kind);
+    for (;;) {
+        rc = sq_step_one(c, st, "rec_list");
+        if (rc <= 0)
+            break;
+        struct slice key = SLICE(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        struct slice val = SLICE(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        rc = cb(ctx, key, val);
+        if (rc)
+            break;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_rec_find(struct store *s, const char *kind, struct slice key, char account_out[STORE_ID_MAX])
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_REC_FIND, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, kind);
+    sq_bind_blob(st, 2, key.p, key.len);
+    rc = sq_step_one(c, st, "rec_find");
+    if (rc == 1)
+        rc = sq_col_text(st, 0, account_out, STORE_ID_MAX);
+    else if (rc == 0)
+        rc = ERR_NOT_FOUND;
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+/* Consent, retention, erasure: reads (version 2) ---------------------------- */
+
+/* Fills a consent from columns first.. of a row (granted, at, policy, generation[, pending]). */
+static int
+sq_consent_row(sqlite3_stmt *st, int first, bool pending, struct store_consent *out)
+{
+    out->granted = sqlite3_column_int64(st, first) != 0;
+    out->at = sqlite3_column_int64(st, first + 1);
+    int rc = sq_col_text(st, first + 2, out->policy, sizeof(out->policy));
+    out->generation = sqlite3_column_int64(st, first + 3);
+    out->purge_pending = pending && sqlite3_column_int64(st, first + 4) != 0;
+    return rc;
+}
+
+static int
+sq_consent_get(struct store *s, const char *account, const char *service,
+               struct store_consent *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_CONSENT_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    rc = sq_step_one(c, st, "consent_get");
+    if (rc == 1) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->account, account, strlen(account) + 1);
+        memcpy(out->service, service, strlen(service) + 1);
+        rc = sq_consent_row(st, 0, true, out);
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+/*
+ * Runs a consent listing: id's rows hold (account?) service granted at
+ * policy generation (pending?); with_account: the first column is the
+ * account, else it is the one bound as ?1.
+ */
+static int
+sq_consent_rows(struct store *s, enum sq_stmt id, const char *account, size_t limit,
+                store_consent_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct store_consent row;
+    int rc = sq_read_begin(s, id, &c, &st);
+    if (rc)
+        return rc;
+    if (account)
+        sq_bind_text(st, 1, account);
+    else
+        sqlite3_bind_int64(st, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    for (;;) {
+        rc = sq_step_one(c, st, sq_sql[id]);
+        if (rc <= 0)
+            break;
+        memset(&row, 0, sizeof(row));
+        int col = 0;
+        if (account)
+            memcpy(row.account, account, strlen(account) + 1);
+        else
+            rc = sq_col_text(st, col++, row.account, sizeof(row.account));
+        if (!rc)
+            rc = sq_col_text(st, col++, row.service, sizeof(row.service));
+        if (!rc)
+            rc = sq_consent_row(st, col, id != SQ_CONSENT_LOG, &row);
+        if (!rc)
+            rc = cb(ctx, &row);
+        if (rc)
+            break;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_consents(struct store *s, const char *account, store_consent_cb cb, void *ctx)
+{
+    return sq_consent_rows(s, SQ_CONSENTS, account, 0, cb, ctx);
+}
+
+static int
+sq_consent_log(struct store *s, const char *account, store_consent_cb cb, void *ctx)
+{
+    return sq_consent_rows(s, SQ_CONSENT_LOG, account, 0, cb, ctx);
+}
+
+static int
+sq_consents_pending(struct store *s, size_t limit, store_consent_cb cb, void *ctx)
+{
+    return sq_consent_rows(s, SQ_CONSENTS_PENDING, NULL, limit, cb, ctx);
+}
+
+static int
+sq_usage(struct store *s, const char *account, const char *service, uint64_t *objects,
+         uint64_t *bytes)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_USAGE, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sq_bind_text(st, 2, service);
+    rc = sq_step_one(c, st, "usage");
+    if (rc == 1) {
+        *objects = (uint64_t)sqlite3_column_int64(st, 0);
+        *bytes = (uint64_t)sqlite3_column_int64(st, 1);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = ERR_INTERNAL;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_activity_get(struct store *s, const char *account, int64_t *at)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_ACTIVITY_GET, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    rc = sq_step_one(c, st, "activity_get");
+    if (rc == 1) {
+        *at = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = ERR_NOT_FOUND;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+/* Runs a listing of (account TEXT, number BIGINT) rows; ?1.. are bound by the caller's values. */
+static int
+sq_pairs(struct store *s, enum sq_stmt id, const int64_t *binds, int nbinds,
+         int (*row)(void *ctx, const char *account, int64_t n), void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    char account[STORE_ID_MAX];
+    int rc = sq_read_begin(s, id, &c, &st);
+    if (rc)
+        return rc;
+    for (int i = 0; i < nbinds; i++)
+        sqlite3_bind_int64(st, i + 1, binds[i]);
+    for (;;) {
+        rc = sq_step_one(c, st, sq_sql[id]);
+        if (rc <= 0)
+            break;
+        rc = sq_col_text(st, 0, account, sizeof(account));
+        if (!rc)
+            rc = row(ctx, account, sqlite3_column_int64(st, 1));
+        if (rc)
+            break;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int64_t
+sq_limit(size_t limit)
+{
+    return limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+static int
+sq_accounts_idle(struct store *s, int64_t before, size_t limit, store_account_cb cb, void *ctx)
+{
+    const int64_t b[2] = {before, sq_limit(limit)};
+    return sq_pairs(s, SQ_ACCOUNTS_IDLE, b, 2, cb, ctx);
+}
+
+static int
+sq_purges(struct store *s, size_t limit, store_purge_cb cb, void *ctx)
+{
+    const int64_t b[1] = {sq_limit(limit)};
+    return sq_pairs(s, SQ_PURGES, b, 1, cb, ctx);
+}
+
+static int
+sq_erasures(struct store *s, size_t limit, store_account_cb cb, void *ctx)
+{
+    const int64_t b[1] = {sq_limit(limit)};
+    return sq_pairs(s, SQ_ERASURES, b, 1, cb, ctx);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The writer                                                               */
 
@@ -1158,6 +1568,159 @@ sq_object_delete(struct sq_conn *w, const struct store_op *op, struct store_effe
     return sq_chunks_delete(w, op->u.del.account, old_version);
 }
 
+/* Consent, retention, erasure: the writer's side (version 2) --------------- */
+
+/* Runs a writer statement whose ?1 is an account (and ?2 a service or number). */
+static int
+sq_acct_exec(struct sq_conn *w, enum sq_stmt id, const char *account, const char *service,
+             int64_t n, int64_t *changes)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, id, &st);
+    if (rc)
+        return rc;
+    int i = 1;
+    if (account)
+        sq_bind_text(st, i++, account);
+    if (service)
+        sq_bind_text(st, i++, service);
+    if (sqlite3_bind_parameter_count(st) >= i)
+        sqlite3_bind_int64(st, i, n);
+    rc = sq_exec_bound(w, st, sq_sql[id]);
+    if (!rc && changes)
+        *changes = sqlite3_changes64(w->db);
+    return rc;
+}
+
+/* Live objects and bytes of an account (service NULL) or one of its services. */
+static int
+sq_live(struct sq_conn *w, const char *account, const char *service, int64_t *objects,
+        int64_t *bytes)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, service ? SQ_USAGE : SQ_ACCT_USAGE, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    if (service)
+        sq_bind_text(st, 2, service);
+    rc = sq_step_one(w, st, "live");
+    if (rc == 1) {
+        *objects = sqlite3_column_int64(st, 0);
+        *bytes = sqlite3_column_int64(st, 1);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = ERR_INTERNAL;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Queues the live objects' chunks, then removes the rows (of a service, or all). */
+static int
+sq_objects_remove(struct sq_conn *w, const char *account, const char *service, int64_t now,
+                  struct store_effect *eff)
+{
+    int64_t objects = 0, bytes = 0;
+    int rc = sq_live(w, account, service, &objects, &bytes);
+    if (!rc)
+        rc = sq_acct_exec(w, service ? SQ_SVC_QUEUE : SQ_ACCT_QUEUE, account, service, now, NULL);
+    if (!rc)
+        rc = sq_acct_exec(w, service ? SQ_SVC_DELETE : SQ_ERASE_OBJECTS, account, service, 0,
+                          NULL);
+    if (rc)
+        return rc;
+    eff->objects = -objects;
+    eff->bytes = -bytes;
+    eff->count = (uint64_t)objects;
+    return 0;
+}
+
+static int
+sq_compact(struct store_sqlite *q, struct store_effect *eff)
+{
+    int64_t before = 0, after = 0;
+    if (!q->incremental)
+        return 0;
+    int rc = sq_query_int(q->w.db, "PRAGMA freelist_count", &before);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(q->w.db, "PRAGMA incremental_vacuum", -1, &st, NULL);
+    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        src = SQLITE_OK;
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return sq_err(q->w.db, src, "incremental_vacuum");
+    rc = sq_query_int(q->w.db, "PRAGMA freelist_count", &after);
+    if (!rc && before > after)
+        eff->count = (uint64_t)(before - after);
+    return rc;
+}
+
+static int
+sq_apply_v2(struct store *s, const struct store_op *op, struct store_effect *eff)
+{
+    static const enum sq_stmt erase[] = {
+        SQ_ERASE_SESSIONS, SQ_ERASE_SVCKEYS, SQ_ERASE_CONSENTS, SQ_ERASE_CONSENT_LOG,
+        SQ_ERASE_ACTIVITY, SQ_ERASE_RECORDS, SQ_ERASE_ACCOUNT,
+    };
+    struct sq_conn *w = &sq(s)->w;
+    const char *account = op->u.acct.account, *service = op->u.acct.service;
+    const int64_t n = op->u.acct.n;
+    sqlite3_stmt *st = NULL;
+    int64_t changes = 0;
+    int rc;
+    switch (op->kind) {
+    case STORE_OP_CONSENT_PUT: {
+        const struct store_consent *c = &op->u.consent;
+        if ((rc = sq_stmt(w, SQ_CONSENT_UPSERT, &st)))
+            return rc;
+        sq_bind_text(st, 1, c->account);
+        sq_bind_text(st, 2, c->service);
+        sqlite3_bind_int64(st, 3, c->granted);
+        sqlite3_bind_int64(st, 4, c->at);
+        sq_bind_text(st, 5, c->policy);
+        sqlite3_bind_int64(st, 6, c->purge_pending);
+        rc = sq_exec_bound(w, st, "consent_put");
+        if (!rc)
+            rc = sq_acct_exec(w, SQ_CONSENT_LOG_ADD, c->account, c->service, 0, NULL);
+        return rc;
+    }
+    case STORE_OP_CONSENT_PURGED:
+        return sq_acct_exec(w, SQ_CONSENT_PURGED, account, service, n, NULL);
+    case STORE_OP_SVCKEY_DELETE:
+        return sq_acct_exec(w, SQ_SVCKEY_DELETE, account, service, 0, NULL);
+    case STORE_OP_SERVICE_PURGE:
+        return sq_objects_remove(w, account, service, n, eff);
+    case STORE_OP_ACCOUNT_ERASE:
+        rc = sq_objects_remove(w, account, NULL, n, eff);
+        for (size_t i = 0; !rc && i < ARRAY_SIZE(erase); i++)
+            rc = sq_acct_exec(w, erase[i], account, NULL, 0, NULL);
+        return rc;
+    case STORE_OP_ACTIVITY_PUT:
+        return sq_acct_exec(w, SQ_ACTIVITY_PUT, account, NULL, n, NULL);
+    case STORE_OP_PURGE_DONE:
+        rc = sq_chunks_delete(w, account, n);
+        if (!rc)
+            rc = sq_acct_exec(w, SQ_PURGE_DEQUEUE, account, NULL, n, NULL);
+        return rc;
+    case STORE_OP_ERASURE_PUT:
+        return sq_acct_exec(w, SQ_ERASURE_PUT, account, NULL, n, NULL);
+    case STORE_OP_ERASURE_DONE:
+        return sq_acct_exec(w, SQ_ERASURE_DONE, account, NULL, 0, NULL);
+    case STORE_OP_SESSIONS_EXPIRE:
+        rc = sq_acct_exec(w, SQ_SESSIONS_EXPIRE, NULL, NULL, n, &changes);
+        if (!rc)
+            eff->count = (uint64_t)changes;
+        return rc;
+    case STORE_OP_COMPACT:
+        return sq_compact(sq(s), eff);
+    default:
+        BUG("not a version 2 store op");
+    }
+}
+
 static int
 sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
 {
@@ -1214,6 +1777,33 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         return sq_exec_bound(w, st, "chunk_put");
     case STORE_OP_CHUNKS_DELETE:
         return sq_chunks_delete(w, op->u.chunks.account, op->u.chunks.version);
+    case STORE_OP_REC_INSERT:
+    case STORE_OP_REC_PUT:
+    case STORE_OP_REC_DELETE: {
+        enum sq_stmt which = op->kind == STORE_OP_REC_INSERT ? SQ_REC_INSERT
+                             : op->kind == STORE_OP_REC_PUT  ? SQ_REC_PUT
+                                                             : SQ_REC_DELETE;
+        if ((rc = sq_stmt(w, which, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.rec.account);
+        sq_bind_text(st, 2, op->u.rec.kind);
+        sq_bind_blob(st, 3, op->u.rec.key, op->u.rec.keylen);
+        if (which != SQ_REC_DELETE)
+            sq_bind_blob(st, 4, op->u.rec.val, op->u.rec.vallen);
+        return sq_exec_bound(w, st, "rec");
+    }
+    case STORE_OP_CONSENT_PUT:
+    case STORE_OP_CONSENT_PURGED:
+    case STORE_OP_SVCKEY_DELETE:
+    case STORE_OP_SERVICE_PURGE:
+    case STORE_OP_ACCOUNT_ERASE:
+    case STORE_OP_ACTIVITY_PUT:
+    case STORE_OP_PURGE_DONE:
+    case STORE_OP_ERASURE_PUT:
+    case STORE_OP_ERASURE_DONE:
+    case STORE_OP_SESSIONS_EXPIRE:
+    case STORE_OP_COMPACT:
+        return sq_apply_v2(s, op, eff);
     }
     BUG("unknown store op");
 }
@@ -1260,6 +1850,9 @@ const struct store_ops store_sqlite_ops = {
     .object_get = sq_object_get,
     .chunk_get = sq_chunk_get,
     .feed = sq_feed,
+    .rec_get = sq_rec_get,
+    .rec_list = sq_rec_list,
+    .rec_find = sq_rec_find,
     .txn_begin = sq_txn_begin,
     .txn_savepoint = sq_txn_savepoint,
     .txn_rollback_to = sq_txn_rollback_to,
@@ -1269,4 +1862,13 @@ const struct store_ops store_sqlite_ops = {
     .apply = sq_apply,
     .maintain = sq_maintain,
     .sync = sq_sync,
+    .consent_get = sq_consent_get,
+    .consents = sq_consents,
+    .consent_log = sq_consent_log,
+    .consents_pending = sq_consents_pending,
+    .usage = sq_usage,
+    .activity_get = sq_activity_get,
+    .accounts_idle = sq_accounts_idle,
+    .purges = sq_purges,
+    .erasures = sq_erasures,
 };

@@ -42,7 +42,7 @@ class Response:
 class Server:
     """One oikosd process."""
 
-    def __init__(self, tmp, region="local", extra_env=None, args=()):
+    def __init__(self, tmp, region="local", extra_env=None, args=(), port=0):
         self.data = os.path.join(str(tmp), "data-" + region)
         self.log = os.path.join(str(tmp), "oikosd-" + region + ".log")
         self.region = region
@@ -53,11 +53,12 @@ class Server:
         self.args = list(args)
         self.proc = None
         self.port = None
+        self.listen_port = port
         self.conn = None
 
     def start(self, timeout=30):
         offset = os.path.getsize(self.log) if os.path.exists(self.log) else 0
-        cmd = [OIKOSD, "--region", self.region, "--listen", "127.0.0.1:0",
+        cmd = [OIKOSD, "--region", self.region, "--listen", "127.0.0.1:%d" % self.listen_port,
                "--data", self.data, "--log-file", self.log] + self.args
         self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
@@ -157,6 +158,18 @@ class Server:
 
     def get(self, token, service, name):
         return self.request("GET", data_path(service, name), token=token)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (free when asked)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def data_path(service, name):

@@ -479,6 +479,96 @@ test_svckey(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+
+struct rec_seen {
+    int n;
+    uint8_t keys[4][8];
+    char vals[4][16];
+};
+
+static int
+rec_collect(void *ctx, struct slice key, struct slice val)
+{
+    struct rec_seen *r = ctx;
+    if (r->n == 4 || key.len > 8 || val.len >= 16)
+        return ERR_LIMIT;
+    memcpy(r->keys[r->n], key.p, key.len);
+    memcpy(r->vals[r->n], val.p, val.len);
+    r->vals[r->n][val.len] = 0;
+    r->n++;
+    return 0;
+}
+
+static int
+rec_op(struct store *s, int kind, const char *acct, const char *rkind, const char *key,
+       const char *val)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    struct slice k = SLICE_STR(key), v = SLICE_STR(val ? val : "");
+    if (!rc)
+        rc = kind == 0   ? store_batch_rec_insert(b, acct, rkind, k, v)
+             : kind == 1 ? store_batch_rec_put(b, acct, rkind, k, v)
+                         : store_batch_rec_delete(b, acct, rkind, k);
+    if (!rc)
+        rc = store_commit(s, b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+static void
+test_records(void **state)
+{
+    struct fix *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], found[STORE_ID_MAX];
+    struct buf v;
+    struct rec_seen seen = {0};
+    buf_init(&v, STORE_VAL_MAX);
+    uid(a, "reca");
+    uid(b, "recb");
+    assert_int_equal(store_rec_get(f->s, a, "ident", SLICE_STR("k1"), &v), ERR_NOT_FOUND);
+    OK(rec_op(f->s, 0, a, "ident", "k2", "two"));
+    OK(rec_op(f->s, 0, a, "ident", "k1", "one"));
+    OK(rec_op(f->s, 0, a, "other", "k1", "elsewhere"));
+    assert_int_equal(rec_op(f->s, 0, a, "ident", "k1", "again"), ERR_EXISTS);
+    OK(store_rec_get(f->s, a, "ident", SLICE_STR("k1"), &v));
+    assert_int_equal(v.len, 3);
+    assert_memory_equal(v.data, "one", 3);
+    OK(rec_op(f->s, 1, a, "ident", "k1", "uno"));
+    OK(store_rec_get(f->s, a, "ident", SLICE_STR("k1"), &v));
+    assert_memory_equal(v.data, "uno", 3);
+    /* listing: one account, one kind, in key order */
+    OK(store_rec_list(f->s, a, "ident", rec_collect, &seen));
+    assert_int_equal(seen.n, 2);
+    assert_memory_equal(seen.keys[0], "k1", 2);
+    assert_string_equal(seen.vals[0], "uno");
+    assert_string_equal(seen.vals[1], "two");
+    /* finding the holder of a key, across accounts */
+    OK(rec_op(f->s, 1, b, "ident", "k9", "nine"));
+    OK(store_rec_find(f->s, "ident", SLICE_STR("k9"), found));
+    assert_string_equal(found, b);
+    OK(store_rec_find(f->s, "ident", SLICE_STR("k2"), found));
+    assert_string_equal(found, a);
+    assert_int_equal(store_rec_find(f->s, "ident", SLICE_STR("k7"), found), ERR_NOT_FOUND);
+    /* delete, also of what is absent */
+    OK(rec_op(f->s, 2, a, "ident", "k1", NULL));
+    OK(rec_op(f->s, 2, a, "ident", "k1", NULL));
+    assert_int_equal(store_rec_get(f->s, a, "ident", SLICE_STR("k1"), &v), ERR_NOT_FOUND);
+    OK(store_rec_get(f->s, a, "other", SLICE_STR("k1"), &v));
+    /* limits */
+    char big[STORE_KEY_MAX + 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    assert_int_equal(rec_op(f->s, 1, a, "ident", big, "v"), ERR_INVAL);
+    assert_int_equal(rec_op(f->s, 1, a, "ident", "", "v"), ERR_INVAL);
+    reopen(f);
+    OK(store_rec_get(f->s, a, "ident", SLICE_STR("k2"), &v));
+    assert_memory_equal(v.data, "two", 3);
+    buf_release(&v);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Objects and chunks                                                       */
 
 static void
@@ -1400,6 +1490,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svckey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_put_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),

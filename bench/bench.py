@@ -1,0 +1,784 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The oikos benchmarks (make bench): every figure of oikosd is measured
+beside its baseline in the same run, on the same machine and filesystem,
+and reported as a ratio to it.
+
+  put_small  PUT of 1 KiB objects, 64 keep-alive connections (wrk):
+             durable writes/s vs SQLite's own rate of durable single-row
+             transactions one at a time (bench_sqlite)
+  get_small  GET of 1 KiB objects picked at random among 1,000, 64
+             connections (wrk): requests/s vs a bare libmicrohttpd server
+             of a static 1 KiB body with the same thread pool
+             (bench_mhd_static), same wrk script
+  put_large  streaming PUT of a 256 MiB object: MB/s vs the disk's
+             sequential durable write speed (dd ... conv=fdatasync)
+  get_large  streaming GET of it: MB/s vs one core's AES-256-GCM
+             decryption speed (bench_aead)
+  rss        oikosd's resident memory growth during each large transfer
+
+Standard library only (run with /usr/bin/python3). Every process started
+here is stopped by its PID; the whole run is bounded by a deadline; all
+traffic is on 127.0.0.1. The table goes to standard output and, as JSON,
+to BUILD/results.json.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MIB = 1024 * 1024
+PROCS = []  # every subprocess.Popen started here, stopped by PID at exit
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("bench: " + msg, flush=True)
+
+
+# Processes ----------------------------------------------------------------
+
+def start(cmd, **kw):
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, **kw)
+    PROCS.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=30):
+    """Stops one process we started, by its PID; returns its exit code."""
+    if p.poll() is None:
+        os.kill(p.pid, sig)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+    if p in PROCS:
+        PROCS.remove(p)
+    return p.returncode
+
+
+def stop_all():
+    for p in list(PROCS):
+        try:
+            stop(p, timeout=10)
+        except OSError:
+            pass
+
+
+def run(cmd, timeout, env=None):
+    """Runs a command to completion (bounded); returns its standard output."""
+    p = start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(p, signal.SIGKILL)
+        raise BenchError("%s did not finish in %ds" % (cmd[0], timeout))
+    PROCS.remove(p)
+    if p.returncode != 0:
+        raise BenchError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, err.strip()))
+    return out, err
+
+
+def last_json(text, tag=None):
+    for line in reversed(text.splitlines()):
+        if tag:
+            if not line.startswith(tag + " "):
+                continue
+            line = line[len(tag) + 1:]
+        if line.startswith("{"):
+            return json.loads(line)
+    raise BenchError("no JSON result in: " + text[-500:])
+
+
+# /proc ----------------------------------------------------------------------
+
+def fs_type(path):
+    out = subprocess.run(["df", "--output=fstype,source", path], capture_output=True,
+                         text=True, check=True).stdout.split("\n")[1].split()
+    return out[0], out[1]
+
+
+def rss_kib(pid):
+    """VmRSS of a process and its parts: {"VmRSS": KiB, "RssAnon": ..., ...}."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[k] = int(line.split()[1])
+    if "VmRSS" not in out:
+        raise BenchError("no VmRSS for pid %d" % pid)
+    return out
+
+
+def listening_port(pid):
+    """The TCP port a process listens on (it was started on port 0)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:
+                return int(cols[1].split(":")[1], 16)
+    return None
+
+
+def peer_ports(port):
+    """Client-side ports of every TCP socket (any state) to or from port on
+    127.0.0.1: the connections made to the server, open or closed recently."""
+    seen = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            lp = int(cols[1].split(":")[1], 16)
+            rp = int(cols[2].split(":")[1], 16)
+            if cols[3] == "0A":
+                continue
+            if rp == port:
+                seen.add(lp)
+            elif lp == port:
+                seen.add(rp)
+    return seen
+
+
+class Sampler(threading.Thread):
+    """Calls fn() every `every` seconds until stopped; keeps the results."""
+
+    def __init__(self, fn, every):
+        super().__init__(daemon=True)
+        self.fn, self.every = fn, every
+        self.values = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.values.append(self.fn())
+            except (OSError, BenchError):
+                pass
+            self.halt.wait(self.every)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        try:
+            self.values.append(self.fn())
+        except (OSError, BenchError):
+            pass
+        return self.values
+
+
+# oikosd -----------------------------------------------------------------------
+
+class Oikosd:
+    def __init__(self, binary, workdir, threads):
+        self.data = os.path.join(workdir, "data")
+        self.logfile = os.path.join(workdir, "oikosd.log")
+        cmd = [binary, "--region", "local", "--listen", "127.0.0.1:0", "--data", self.data,
+               "--log-file", self.logfile, "--log-level", "warn"]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        env = dict(os.environ, OIKOS_PWHASH_OPS="1", OIKOS_PWHASH_MEM="8192")
+        self.proc = start(cmd, env=env)
+        self.pid = self.proc.pid
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("oikosd exited with %d: %s" % (self.proc.returncode,
+                                                                self.tail()))
+            try:
+                self.port = listening_port(self.pid)
+            except OSError:
+                self.port = None
+            if self.port:
+                break
+            time.sleep(0.02)
+        if not self.port:
+            raise BenchError("oikosd did not start listening: " + self.tail())
+        self.conn = None
+
+    def tail(self):
+        try:
+            with open(self.logfile) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def request(self, method, path, body=None, token=None, raw=None):
+        hdrs = {}
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        self.conn.request(method, path, body=data, headers=hdrs)
+        r = self.conn.getresponse()
+        out = r.read()
+        if r.will_close:
+            self.conn.close()
+            self.conn = None
+        return r.status, out
+
+    def must(self, want, method, path, body=None, token=None, raw=None):
+        status, out = self.request(method, path, body, token, raw)
+        if status not in want:
+            raise BenchError("%s %s: %d %s" % (method, path, status, out[:300]))
+        return json.loads(out) if out else {}
+
+    def setup_user(self, service):
+        self.must((200,), "POST", "/v1/sys/init", {"shares": 3, "threshold": 2})
+        account = self.must((201,), "POST", "/v1/accounts",
+                            {"country": "IN", "password": "bench password"})["account"]
+        token = self.must((201,), "POST", "/v1/sessions",
+                          {"account": account, "password": "bench password"})["token"]
+        # consent, where this build has the route already
+        status, out = self.request("PUT", "/v1/me/consents/" + service, {"granted": True},
+                                   token)
+        if status not in (200, 404, 405):
+            raise BenchError("consent: %d %s" % (status, out[:300]))
+        return token
+
+    def metric(self, name):
+        status, out = self.request("GET", "/metrics")
+        m = re.search(r"^%s (\d+)" % re.escape(name), out.decode(), re.M)
+        return int(m.group(1)) if m else None
+
+    def stop(self):
+        if self.conn:
+            self.conn.close()
+        return stop(self.proc, timeout=40)
+
+
+def data_path(service, name):
+    return "/v1/me/data/%s/%s" % (service, urllib.parse.quote(name, safe=""))
+
+
+# Measures ---------------------------------------------------------------------
+
+def cpu_s(pid):
+    """User + system CPU seconds used so far by a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        cols = f.read().rsplit(")", 1)[1].split()
+    return (int(cols[11]) + int(cols[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid):
+    """CPU seconds used so far by each kind of thread of a process, by name."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        cols = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(cols[11]) + int(cols[12])) / tck
+    return out
+
+
+def wrk(port, mode, seconds, conns, env_extra, logdir, label, server_pid):
+    """Runs wrk against port; returns its totals, the rate of answers below
+    400, the CPU used by the server and by wrk (in cores) and how many client
+    connections were made (keep-alive check)."""
+    env = dict(os.environ, BENCH_MODE=mode, **env_extra)
+    cmd = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % seconds, "--timeout", "10s",
+           "-s", os.path.join(HERE, "wrk.lua"), "http://127.0.0.1:%d/" % port]
+    earlier = peer_ports(port)
+    ports = Sampler(lambda: peer_ports(port), 0.5)
+    ports.start()
+    cpu0, kids0, t0 = cpu_s(server_pid), resource.getrusage(resource.RUSAGE_CHILDREN), \
+        time.monotonic()
+    th0 = thread_cpu_s(server_pid)
+    out, err = run(cmd, timeout=seconds + 30, env=env)
+    th1 = thread_cpu_s(server_pid)
+    cpu1, kids1, t1 = cpu_s(server_pid), resource.getrusage(resource.RUSAGE_CHILDREN), \
+        time.monotonic()
+    seen = set()
+    for s in ports.stop():
+        seen |= s
+    with open(os.path.join(logdir, "wrk-%s.txt" % label), "w") as f:
+        f.write(out + err)
+    res = last_json(out, "BENCH_JSON")
+    res["rate"] = res["requests"] / (res["duration_us"] / 1e6)
+    ok = res["requests"] - res["errors"]["status"]
+    res["ok_rate"] = ok / (res["duration_us"] / 1e6)
+    res["client_connections_seen"] = len(seen - earlier)
+    res["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
+    res["server_cores_by_thread"] = {k: (v - th0.get(k, 0)) / (t1 - t0)
+                                     for k, v in th1.items() if v - th0.get(k, 0) > 0}
+    res["wrk_cores"] = (kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime) / \
+        (t1 - t0)
+    return res
+
+
+def stream_put(port, token, path, size, pattern):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.putrequest("PUT", path)
+    c.putheader("Authorization", "Bearer " + token)
+    c.putheader("Content-Type", "application/octet-stream")
+    c.putheader("Content-Length", str(size))
+    c.endheaders()
+    view = memoryview(pattern)
+    t0 = time.monotonic()
+    sent = 0
+    while sent < size:
+        n = min(len(view), size - sent)
+        c.send(view[:n])
+        sent += n
+    r = c.getresponse()
+    body = r.read()
+    t = time.monotonic() - t0
+    c.close()
+    if r.status not in (200, 201):
+        raise BenchError("streaming PUT: %d %s" % (r.status, body[:300]))
+    return t
+
+
+def stream_get(port, token, path, size, pattern):
+    """GETs the object, checking every byte against the repeated pattern."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    twice = pattern + pattern
+    buf = bytearray(len(pattern))
+    view = memoryview(buf)
+    t0 = time.monotonic()
+    c.request("GET", path, headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    if r.status != 200:
+        raise BenchError("streaming GET: %d %s" % (r.status, r.read()[:300]))
+    got = 0
+    while True:
+        n = r.readinto(view)
+        if not n:
+            break
+        off = got % len(pattern)
+        if view[:n] != twice[off:off + n]:
+            raise BenchError("streaming GET: wrong bytes at offset %d" % got)
+        got += n
+    t = time.monotonic() - t0
+    c.close()
+    if got != size:
+        raise BenchError("streaming GET: %d bytes, want %d" % (got, size))
+    return t
+
+
+def curl_get(port, token, path, size):
+    """GETs path with curl into /dev/null; returns curl's transfer time."""
+    out, _ = run(["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}",
+                  "-H", "Authorization: Bearer " + token,
+                  "http://127.0.0.1:%d%s" % (port, path)], timeout=120)
+    got, t = out.split()
+    if int(got) != size:
+        raise BenchError("curl GET: %s bytes, want %d" % (got, size))
+    return float(t)
+
+
+def settle(pid, quiet=0.05, timeout=10):
+    """Waits (up to timeout s) until pid uses less than `quiet` of a core,
+    so that background work (checkpoints) does not count in the next measure."""
+    deadline = time.monotonic() + timeout
+    c0 = cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        c1 = cpu_s(pid)
+        if c1 - c0 < quiet * 0.2:
+            return
+        c0 = c1
+
+
+def busy_cores(seconds=1.0):
+    """How many cores the whole machine kept busy over the next `seconds`."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
+def with_rss(pid, fn):
+    """Runs fn() while sampling pid's VmRSS every ~20 ms; returns fn's result
+    and a dict: VmRSS before, its largest growth over it (KiB), and the parts
+    (anonymous, file-backed, shared) of the largest sample."""
+    before = rss_kib(pid)
+    s = Sampler(lambda: rss_kib(pid), 0.02)
+    s.start()
+    try:
+        res = fn()
+    finally:
+        values = s.stop()
+    top = max(values + [before], key=lambda v: v["VmRSS"])
+    return res, {"rss_before_kib": before["VmRSS"],
+                 "rss_growth_kib": top["VmRSS"] - before["VmRSS"],
+                 "rss_growth_parts_kib": {k: top.get(k, 0) - before.get(k, 0)
+                                          for k in ("RssAnon", "RssFile", "RssShmem")},
+                 "rss_samples": len(values)}
+
+
+def dd_speed(directory, mib):
+    path = os.path.join(directory, "dd.tmp")
+    try:
+        p = subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=%d" % mib,
+                            "conv=fdatasync"], capture_output=True, text=True, timeout=120)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    m = re.search(r"^(\d+) bytes .* copied, ([\d.,]+) s", p.stderr, re.M)
+    if p.returncode != 0 or not m:
+        raise BenchError("dd failed: " + p.stderr)
+    return int(m.group(1)) / float(m.group(2).replace(",", ".")) / 1e6
+
+
+def populate(port, token, service, prefix, count, size):
+    """PUTs count objects of size bytes from 8 connections; returns the payload
+    of object 0 for a spot check."""
+    payloads = [os.urandom(size) for _ in range(8)]
+    errors = []
+
+    def worker(k):
+        c = None
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for i in range(k, count, 8):
+                c.request("PUT", data_path(service, "%s%d" % (prefix, i)), body=payloads[k],
+                          headers={"Authorization": "Bearer " + token,
+                                   "Content-Type": "application/octet-stream"})
+                r = c.getresponse()
+                r.read()
+                if r.status not in (200, 201):
+                    raise BenchError("populate: %d" % r.status)
+        except Exception as e:  # reported below
+            errors.append(e)
+        finally:
+            if c:
+                c.close()
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise BenchError("populate: %s" % errors[0])
+    return payloads[0]
+
+
+# The run -----------------------------------------------------------------------
+
+def pick_workdir():
+    for d in ("/tmp", "/var/tmp"):
+        if os.path.isdir(d) and fs_type(d)[0] not in ("tmpfs", "ramfs"):
+            return tempfile.mkdtemp(prefix="oikos-bench-", dir=d)
+    raise BenchError("no disk-backed temporary directory (/tmp and /var/tmp are tmpfs)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build", help="build tree with oikosd and the bench_* programs")
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=64,
+                    help="oikosd --threads and the baseline's pool (oikosd's default: 32; "
+                         "one per connection helps PUT, whose threads block in the commit)")
+    ap.add_argument("--get-repeat", type=int, default=3,
+                    help="large GETs timed (the median counts)")
+    ap.add_argument("--large-mib", type=int, default=256)
+    ap.add_argument("--deadline", type=int, default=240, help="seconds before giving up")
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build)
+    bins = {n: os.path.join(build, n) for n in
+            ("oikosd", "bench_sqlite", "bench_mhd_static", "bench_aead")}
+    for n, p in bins.items():
+        if not os.access(p, os.X_OK):
+            raise BenchError("%s missing: build %s first" % (p, build))
+    if not shutil.which("wrk"):
+        raise BenchError("wrk missing: apt-get install wrk")
+
+    def on_deadline(signum, frame):
+        raise BenchError("deadline of %ds passed" % args.deadline)
+    signal.signal(signal.SIGALRM, on_deadline)
+    signal.alarm(args.deadline)
+
+    logdir = os.path.join(build, "bench-logs")
+    os.makedirs(logdir, exist_ok=True)
+    workdir = pick_workdir()
+    fstype, source = fs_type(workdir)
+    threads = args.threads
+    service = "photos"
+    t_start = time.monotonic()
+    res = {"machine": {"cpus": os.cpu_count(), "workdir": workdir, "fstype": fstype,
+                       "device": source, "oikosd_threads": threads,
+                       "connections": args.connections, "wrk_seconds": args.seconds,
+                       "wrk_threads": 2}}
+    log("work directory %s (%s on %s), %d CPUs" % (workdir, fstype, source, os.cpu_count()))
+    try:
+        res["machine"]["busy_cores_before"] = busy_cores()
+        if res["machine"]["busy_cores_before"] > 0.2:
+            log("warning: the machine is busy (%.1f cores) before the run: figures will be low"
+                % res["machine"]["busy_cores_before"])
+        # Baselines that need nothing else running.
+        log("AEAD speed of one core (bench_aead)")
+        res["aead"] = last_json(run([bins["bench_aead"], "2"], 60)[0])
+        log("SQLite durable single-row transactions (bench_sqlite, 3 s)")
+        res["sqlite"] = last_json(run([bins["bench_sqlite"],
+                                       os.path.join(workdir, "baseline.db"), "3"], 60)[0])
+
+        log("bare libmicrohttpd static 1 KiB GET (bench_mhd_static, wrk %ds)" % args.seconds)
+        mhd = start([bins["bench_mhd_static"], "--threads", str(threads)],
+                    stdout=subprocess.PIPE, text=True)
+        line = mhd.stdout.readline()
+        m = re.match(r"port=(\d+)", line)
+        if not m:
+            raise BenchError("bench_mhd_static did not start: %r" % line)
+        mport = int(m.group(1))
+        res["mhd_get"] = wrk(mport, "get", args.seconds, args.connections,
+                             {"BENCH_TOKEN": "x", "BENCH_NAMES": "1000"}, logdir, "mhd-get",
+                             mhd.pid)
+        os.kill(mhd.pid, signal.SIGTERM)
+        out, _ = mhd.communicate(timeout=30)
+        PROCS.remove(mhd)
+        res["mhd_get"]["server"] = last_json(out)
+
+        log("oikosd: start, init, account")
+        srv = Oikosd(bins["oikosd"], workdir, threads)
+        res["machine"]["oikosd_port"] = srv.port
+        token = srv.setup_user(service)
+
+        log("oikosd: PUT 1 KiB, %d connections (wrk %ds)" % (args.connections, args.seconds))
+        objs0 = srv.metric("oikos_objects") or 0
+        res["put_small"] = wrk(srv.port, "put", args.seconds, args.connections,
+                               {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
+                                "BENCH_RUN": "w", "BENCH_BODY_BYTES": "1024"},
+                               logdir, "oikosd-put", srv.pid)
+        objs1 = srv.metric("oikos_objects")
+        res["put_small"]["objects_stored"] = None if objs1 is None else objs1 - objs0
+
+        log("oikosd: populate 1,000 objects of 1 KiB")
+        sample = populate(srv.port, token, service, "g-", 1000, 1024)
+        status, body = srv.request("GET", data_path(service, "g-0"), token=token)
+        if status != 200 or body != sample:
+            raise BenchError("GET g-0: %d, %d bytes, not what was stored" % (status, len(body)))
+        settle(srv.pid)  # the writer's idle checkpoint is not part of the reads
+
+        log("oikosd: GET 1 KiB, %d connections (wrk %ds)" % (args.connections, args.seconds))
+        res["get_small"] = wrk(srv.port, "get", args.seconds, args.connections,
+                               {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
+                                "BENCH_NAMES": "1000", "BENCH_PREFIX": "g-"},
+                               logdir, "oikosd-get", srv.pid)
+
+        size = args.large_mib * MIB
+        log("disk: dd %d MiB conv=fdatasync" % args.large_mib)
+        res["dd_mbs"] = dd_speed(workdir, args.large_mib)
+        pattern = os.urandom(MIB)
+        path = data_path(service, "large.bin")
+        log("oikosd: streaming PUT of %d MiB" % args.large_mib)
+        c0 = cpu_s(srv.pid)
+        t, rss = with_rss(srv.pid, lambda: stream_put(srv.port, token, path, size, pattern))
+        res["put_large"] = dict(rss, bytes=size, seconds=t, mbs=size / t / 1e6,
+                                server_cores=(cpu_s(srv.pid) - c0) / t)
+        settle(srv.pid)
+        log("oikosd: streaming GET of %d MiB, checked, then %d timed (curl)"
+            % (args.large_mib, args.get_repeat))
+        runs = []
+
+        def gets():
+            stream_get(srv.port, token, path, size, pattern)
+            for _ in range(args.get_repeat):
+                settle(srv.pid)
+                c0 = cpu_s(srv.pid)
+                t = curl_get(srv.port, token, path, size)
+                runs.append({"seconds": t, "mbs": size / t / 1e6,
+                             "server_cores": (cpu_s(srv.pid) - c0) / t})
+        _, rss = with_rss(srv.pid, gets)
+        runs.sort(key=lambda r: r["mbs"])
+        res["get_large"] = dict(rss, bytes=size, runs_mbs=[r["mbs"] for r in runs],
+                                **runs[len(runs) // 2])
+        rc = srv.stop()
+        if rc != 0:
+            raise BenchError("oikosd exited with %d: %s" % (rc, srv.tail()))
+        shutil.copy(srv.logfile, os.path.join(logdir, "oikosd.log"))
+    finally:
+        signal.alarm(0)
+        stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    res["elapsed_s"] = time.monotonic() - t_start
+    report(res, os.path.join(build, "results.json"))
+
+
+# The report -----------------------------------------------------------------------
+
+def figures(res):
+    """The figures, each with its baseline, ratio, target and verdict."""
+    aead = res["aead"]
+    aes = aead["aes256gcm_available"]
+    dec = aead["aes256gcm_decrypt_mbs"] if aes else aead["xchacha20poly1305_decrypt_mbs"]
+    conns = res["machine"]["connections"]
+    large = "%d MiB" % (res["put_large"]["bytes"] // MIB)
+    figs = [
+        {"id": "put_small", "what": "PUT 1 KiB, %d conns" % conns, "unit": "writes/s",
+         "value": res["put_small"]["ok_rate"], "baseline": res["sqlite"]["commits_per_s"],
+         "baseline_what": "SQLite, 1-row durable txns one at a time",
+         "kind": "ratio", "target": 5.0},
+        {"id": "get_small", "what": "GET 1 KiB, %d conns" % conns, "unit": "req/s",
+         "value": res["get_small"]["ok_rate"], "baseline": res["mhd_get"]["ok_rate"],
+         "baseline_what": "bare libmicrohttpd, static 1 KiB",
+         "kind": "share", "target": 0.40},
+        {"id": "put_large", "what": "PUT %s stream" % large, "unit": "MB/s",
+         "value": res["put_large"]["mbs"], "baseline": res["dd_mbs"],
+         "baseline_what": "dd %s conv=fdatasync" % large, "kind": "share", "target": 0.50},
+        {"id": "get_large", "what": "GET %s stream" % large, "unit": "MB/s",
+         "value": res["get_large"]["mbs"], "baseline": dec,
+         "baseline_what": "%s decrypt, 1 core" % ("AES-256-GCM" if aes else "XChaCha20-Poly1305"),
+         "kind": "share", "target": 0.50},
+        {"id": "rss_put_large", "what": "RSS growth, PUT %s" % large, "unit": "MiB",
+         "value": res["put_large"]["rss_growth_kib"] / 1024, "kind": "below", "target": 32},
+        {"id": "rss_get_large", "what": "RSS growth, GET %s" % large, "unit": "MiB",
+         "value": res["get_large"]["rss_growth_kib"] / 1024, "kind": "below", "target": 32},
+    ]
+    for f in figs:
+        if f["kind"] == "below":
+            f["ratio"] = None
+            f["met"] = f["value"] < f["target"]
+        else:
+            f["ratio"] = f["value"] / f["baseline"] if f["baseline"] else None
+            f["met"] = f["ratio"] is not None and f["ratio"] >= f["target"]
+    return figs
+
+
+def num(v):
+    return "{:,.0f}".format(v) if v >= 100 else "%.1f" % v
+
+
+def table(figs):
+    rows = [("figure", "oikosd", "baseline", "baseline is", "ratio", "target", "met")]
+    for f in figs:
+        if f["kind"] == "below":
+            rows.append((f["what"], "%s %s" % (num(f["value"]), f["unit"]), "", "", "",
+                         "< %d MiB" % f["target"], "yes" if f["met"] else "NO"))
+            continue
+        if f["kind"] == "ratio":
+            ratio, target = "%.2fx" % f["ratio"], ">= %gx" % f["target"]
+        else:
+            ratio, target = "%.0f%%" % (100 * f["ratio"]), ">= %.0f%%" % (100 * f["target"])
+        rows.append((f["what"], "%s %s" % (num(f["value"]), f["unit"]),
+                     "%s %s" % (num(f["baseline"]), f["unit"]), f["baseline_what"], ratio,
+                     target, "yes" if f["met"] else "NO"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def details(res, path):
+    a, m = res["aead"], res["machine"]
+    lines = ["one core, 1 MiB buffers: AES-256-GCM encrypt %s / decrypt %s MB/s, "
+             "XChaCha20-Poly1305 encrypt %s / decrypt %s MB/s"
+             % (num(a["aes256gcm_encrypt_mbs"]), num(a["aes256gcm_decrypt_mbs"]),
+                num(a["xchacha20poly1305_encrypt_mbs"]),
+                num(a["xchacha20poly1305_decrypt_mbs"])),
+             "SQLite baseline: %s commits/s, mean %.3f ms, max %.1f ms per commit"
+             % (num(res["sqlite"]["commits_per_s"]), res["sqlite"]["mean_ms"],
+                res["sqlite"]["max_ms"])]
+    for name, r in (("oikosd PUT 1 KiB", res["put_small"]), ("oikosd GET 1 KiB",
+                                                            res["get_small"]),
+                    ("static GET 1 KiB", res["mhd_get"])):
+        e = r["errors"]
+        kept = r["client_connections_seen"] <= m["connections"] + 2
+        by = sorted(r["server_cores_by_thread"].items(), key=lambda kv: -kv[1])
+        lines.append("%s: %s requests in %.1f s, latency p50 %.1f / p99 %.1f ms, errors "
+                     "status %d connect %d read %d write %d timeout %d; CPU: server %.2f (%s), "
+                     "wrk %.2f cores; %d client connections (keep-alive %s)"
+                     % (name, "{:,}".format(r["requests"]), r["duration_us"] / 1e6,
+                        r["latency_us"]["p50"] / 1e3, r["latency_us"]["p99"] / 1e3,
+                        e["status"], e["connect"], e["read"], e["write"], e["timeout"],
+                        r["server_cores"], ", ".join("%s %.2f" % kv for kv in by[:3]),
+                        r["wrk_cores"], r["client_connections_seen"],
+                        "held" if kept else "DID NOT HOLD"))
+    srv = res["mhd_get"]["server"]
+    lines.append("static server: accepted %d connections, answered %s requests"
+                 % (srv["connections"], "{:,}".format(srv["requests"])))
+    ps = res["put_small"]
+    if ps.get("objects_stored") is not None:
+        lines.append("oikosd PUT 1 KiB: %s objects stored (oikos_objects), %s acknowledged "
+                     "by a 2xx" % ("{:,}".format(ps["objects_stored"]),
+                                   "{:,}".format(ps["requests"] - ps["errors"]["status"])))
+    for name, r in (("PUT", res["put_large"]), ("GET", res["get_large"])):
+        p = r["rss_growth_parts_kib"]
+        runs = ""
+        if "runs_mbs" in r:
+            runs = " (median of %s MB/s; VmRSS over all %d GETs)" % (
+                ", ".join(num(x) for x in r["runs_mbs"]), len(r["runs_mbs"]) + 1)
+        lines.append("oikosd %s %d MiB: %.2f s%s, server CPU %.2f cores; VmRSS %.1f MiB before, "
+                     "+%.1f MiB at most (anon %+.1f, file %+.1f, shmem %+.1f MiB; %d samples)"
+                     % (name, r["bytes"] // MIB, r["seconds"], runs, r["server_cores"],
+                        r["rss_before_kib"] / 1024, r["rss_growth_kib"] / 1024,
+                        p["RssAnon"] / 1024, p["RssFile"] / 1024, p["RssShmem"] / 1024,
+                        r["rss_samples"]))
+    lines.append("disk: dd %s MB/s; data on %s (%s); oikosd --threads %d, wrk -t2 -c%d -d%ds; "
+                 "%d CPUs (%.2f busy before the run); run took %.0f s"
+                 % (num(res["dd_mbs"]), m["device"], m["fstype"], m["oikosd_threads"],
+                    m["connections"], m["wrk_seconds"], m["cpus"], m["busy_cores_before"],
+                    res["elapsed_s"]))
+    lines.append("MB = 10^6 bytes. JSON: %s; wrk outputs and oikosd's log: %s"
+                 % (path, os.path.join(os.path.dirname(path), "bench-logs")))
+    return lines
+
+
+def report(res, path):
+    res["figures"] = figures(res)
+    with open(path, "w") as fp:
+        json.dump(res, fp, indent=2, sort_keys=True)
+        fp.write("\n")
+    print()
+    print("\n".join(table(res["figures"])))
+    print()
+    print("\n".join(details(res, path)))
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(143))
+    try:
+        main()
+    except BenchError as e:
+        stop_all()
+        print("bench: error: %s" % e, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        stop_all()
+        sys.exit(130)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# run.sh BUILD_DIR: runs the oikos benchmarks against the programs of
+# BUILD_DIR (make bench builds build/bench in Release and calls this).
+# Each figure is measured beside its baseline in the same run; the table
+# is printed at the end and written to BUILD_DIR/results.json.
+# See docs/bench.md. Bounded in time; talks to 127.0.0.1 only.
+set -euo pipefail
+
+build=${1:?usage: bench/run.sh BUILD_DIR [bench.py options]}
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+
+for tool in wrk dd df; do
+    command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (make deps)" >&2; exit 1; }
+done
+# The Debian python (standard library only): the first python3 on PATH may differ.
+exec /usr/bin/python3 "$here/bench.py" "$build" "$@"
