@@ -37,8 +37,8 @@ seal(enum cipher c, unsigned char *ct, unsigned long long *ctlen, const unsigned
      const unsigned char *aad, const unsigned char *nonce, const unsigned char *key)
 {
     if (c == AES)
-        return crypto_aead_aes256gcm_encrypt(ct, ctlen, pt, BUF_BYTES, aad, AAD_BYTES, NULL,
-                                             nonce, key);
+        return crypto_aead_aes256gcm_encrypt(ct, ctlen, pt, BUF_BYTES, aad, AAD_BYTES, NULL, nonce,
+                                             key);
     return crypto_aead_xchacha20poly1305_ietf_encrypt(ct, ctlen, pt, BUF_BYTES, aad, AAD_BYTES,
                                                       NULL, nonce, key);
 }

@@ -11,7 +11,7 @@ build=${1:?usage: bench/run.sh BUILD_DIR [bench.py options]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 
-for tool in wrk dd df; do
+for tool in wrk curl dd df; do
     command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (make deps)" >&2; exit 1; }
 done
 # The Debian python (standard library only): the first python3 on PATH may differ.

@@ -8,6 +8,7 @@ pkgs=(
     libmicrohttpd-dev libsodium-dev libsqlite3-dev libjansson-dev libinih-dev
     libcurl4-openssl-dev libcmocka-dev
     python3-pytest wrk sqlite3 procps
+    libexpat1-dev vdirsyncer radicale xandikos
 )
 
 missing=()

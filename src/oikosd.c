@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "core/region.h"
+#include "core/retention.h"
 #include "crypto/aead.h"
 #include "http/http.h"
 
@@ -57,6 +58,7 @@ main(int argc, char **argv)
     struct buf err;
     struct region *region = NULL;
     struct http_server *http = NULL;
+    struct retention *sweeper = NULL;
     enum log_level lvl;
     sigset_t sigs;
     int sig = 0;
@@ -117,8 +119,15 @@ main(int argc, char **argv)
     int rc = region_open(&region, &cfg);
     if (rc)
         fatal("event=start_failed what=store err=\"%s\"", err_str(rc));
+    /* retention holds sealed or not: no rule needs a key */
+    rc = retention_start(&sweeper, region);
+    if (rc) {
+        region_close(region);
+        fatal("event=start_failed what=retention err=\"%s\"", err_str(rc));
+    }
     rc = http_start(&http, region);
     if (rc) {
+        retention_stop(sweeper);
         region_close(region);
         fatal("event=start_failed what=http err=\"%s\"", err_str(rc));
     }
@@ -138,6 +147,7 @@ main(int argc, char **argv)
     }
     log_info("event=stopping signal=%d", sig);
     http_stop(http, 30);
+    retention_stop(sweeper);
     region_close(region);
     log_info("event=stopped");
     cfg_release(&cfg);

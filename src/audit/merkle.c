@@ -202,7 +202,8 @@ merkle_verify_inclusion(const struct merkle_hash *leaf_hash, uint64_t index, uin
 
 int
 merkle_verify_consistency(uint64_t size1, uint64_t size2, const struct merkle_hash *root1,
-                          const struct merkle_hash *root2, const struct merkle_hash *proof, size_t n)
+                          const struct merkle_hash *root2, const struct merkle_hash *proof,
+                          size_t n)
 {
     /* Nothing is proven about an empty tree: a verifier asking is confused. */
     if (size1 == 0 || size1 > size2)

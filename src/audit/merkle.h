@@ -112,7 +112,8 @@ MUST_CHECK int merkle_frontier_load(struct merkle_frontier *f, uint64_t size, me
  * every node completed, the leaf itself (level 0) first, then upwards; *n
  * their number. ERR_LIMIT if the tree is full.
  */
-MUST_CHECK int merkle_frontier_append(struct merkle_frontier *f, const struct merkle_hash *leaf_hash,
+MUST_CHECK int merkle_frontier_append(struct merkle_frontier *f,
+                                      const struct merkle_hash *leaf_hash,
                                       struct merkle_node out[65], size_t *n);
 /** The root of the frontier's tree (the empty root for size 0). */
 void merkle_frontier_root(const struct merkle_frontier *f, struct merkle_hash *out);

@@ -61,12 +61,12 @@ static const struct opt opts[] = {
     {"policy-version", OPT_STR, O(policy_version), "1", 0, 0,
      "privacy policy version recorded with every consent change"},
     /* retention: the rules are listed in core/retention.c and docs/operations.md */
-    {"retention-idle-account", OPT_DURATION, O(retention_idle_account), "730d", 86400,
-     100 * YEAR, "erase an account after this long without activity"},
+    {"retention-idle-account", OPT_DURATION, O(retention_idle_account), "730d", 86400, 100 * YEAR,
+     "erase an account after this long without activity"},
     {"retention-purge", OPT_DURATION, O(retention_purge), "1h", 60, 30 * 86400,
      "longest time revoked or erased data stays on disk"},
-    {"retention-message-undelivered", OPT_DURATION, O(retention_message_undelivered), "30d",
-     3600, YEAR, "delete a relayed message not delivered within this time"},
+    {"retention-message-undelivered", OPT_DURATION, O(retention_message_undelivered), "30d", 3600,
+     YEAR, "delete a relayed message not delivered within this time"},
 };
 
 /* Records the first error message: what went wrong, the subject quoted. */
@@ -142,8 +142,7 @@ opt_set(struct config *c, const struct opt *o, const char *val, struct buf *err)
              : o->type == OPT_DURATION ? parse_duration(val, o->min, o->max, &v)
                                        : parse_u64(val, o->min, o->max, &v);
     if (rc) {
-        say(err, "invalid value '%s' for '%s': expected %s in %" PRIu64 "..%" PRIu64, val,
-            o->name,
+        say(err, "invalid value '%s' for '%s': expected %s in %" PRIu64 "..%" PRIu64, val, o->name,
             o->type == OPT_SIZE       ? "a size"
             : o->type == OPT_DURATION ? "a duration (seconds, or a number with s, m, h, d or y)"
                                       : "a number",

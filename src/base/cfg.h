@@ -13,14 +13,14 @@
 #include "base/common.h"
 
 struct config {
-    char *region;  /* this region's name: lowercase letters, 2..15 */
-    char *listen;  /* HOST:PORT */
-    char *data;    /* data directory */
-    char *cluster; /* cluster file, or NULL */
-    char *store;   /* store URL; default sqlite:<data>/oikos.db */
-    char *keystore; /* key store URL; default sqlite:<data>/keys.db */
+    char *region;         /* this region's name: lowercase letters, 2..15 */
+    char *listen;         /* HOST:PORT */
+    char *data;           /* data directory */
+    char *cluster;        /* cluster file, or NULL */
+    char *store;          /* store URL; default sqlite:<data>/oikos.db */
+    char *keystore;       /* key store URL; default sqlite:<data>/keys.db */
     char *policy_version; /* privacy policy version recorded with each consent change */
-    char *config;  /* config file, or NULL */
+    char *config;         /* config file, or NULL */
     char *log_level;
     char *log_file;
     uint64_t threads;

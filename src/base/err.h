@@ -3,7 +3,7 @@
  * err.h: the one list of oikos error codes. ERR_MAP generates the enum and
  * err_str()/err_code(); 0 is success, every error is negative. The HTTP layer
  * maps each code to a status and the API's snake_case code in one table
- * (http/errmap.c); nothing else invents error numbers.
+ * (http_status_of in http/server.c); nothing else invents error numbers.
  */
 #ifndef OIKOS_ERR_H
 #define OIKOS_ERR_H
@@ -31,6 +31,7 @@
     X(NOT_INITIALIZED, "not_initialized", "the region is not initialised")                         \
     X(LIMIT, "too_large", "a limit was exceeded")                                                  \
     X(AUDIT, "unavailable", "the audit log cannot record this action")                             \
+    X(PRECONDITION, "precondition_failed", "a precondition of the request failed")                 \
     X(INTERNAL, "internal", "internal error")
 
 enum err {

@@ -44,6 +44,16 @@ clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void
+time_rfc3339(char out[TIME_RFC3339_LEN], int64_t t)
+{
+    const int64_t max = 253402300799; /* 9999-12-31T23:59:59Z */
+    struct tm tm;
+    time_t tt = (time_t)(t < 0 ? 0 : t > max ? max : t);
+    if (!gmtime_r(&tt, &tm) || !strftime(out, TIME_RFC3339_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, TIME_RFC3339_LEN, "1970-01-01T00:00:00Z");
+}
+
 int
 parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {

@@ -19,6 +19,10 @@ void clock_set_offset(int64_t offset);
 /** Monotonic time in nanoseconds, for measuring durations. */
 uint64_t clock_mono_ns(void);
 
+#define TIME_RFC3339_LEN 21 /* "2025-01-31T23:59:59Z" and its NUL */
+/** Writes Unix time t as an RFC 3339 UTC timestamp (years 0..9999; else clamped). */
+void time_rfc3339(char out[TIME_RFC3339_LEN], int64_t t);
+
 /**
  * Parses a whole decimal string into [min, max]. Returns 0, or ERR_INVAL
  * for empty, non-digit, trailing characters or out-of-range input.

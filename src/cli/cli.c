@@ -127,8 +127,8 @@ cli_fail(struct oc *c, int rc, const struct oc_resp *r, const char *what)
     } else if (!strcmp(r->code, "rate_limited")) {
         hint_wait(r->retry_after);
     } else if (!strcmp(r->code, "consent_required")) {
-        cli_hint("nothing was stored; switch the service on for this account first, in the");
-        cli_hint("privacy dashboard or with PUT /v1/me/consents/SERVICE {\"granted\":true}");
+        cli_hint("the service is off for this account: nothing of it is stored or sent back;");
+        cli_hint("turn it on with 'oikos consent on SERVICE' ('oikos consent list' shows all)");
     } else if (!strcmp(r->code, "wrong_region")) {
         json_t *e = json_object_get(r->json, "error");
         const char *url = json_string_value(json_object_get(e, "url"));

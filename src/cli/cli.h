@@ -49,6 +49,11 @@ extern const struct cli_cmd cli_cmd_backup;
 extern const struct cli_cmd cli_cmd_restore;
 extern const struct cli_cmd cli_cmd_ls;
 extern const struct cli_cmd cli_cmd_dev;
+extern const struct cli_cmd cli_cmd_audit;
+extern const struct cli_cmd cli_cmd_consent;
+extern const struct cli_cmd cli_cmd_report;
+extern const struct cli_cmd cli_cmd_export;
+extern const struct cli_cmd cli_cmd_erase;
 
 /* ---- help and errors ---------------------------------------------------- */
 
@@ -120,6 +125,13 @@ void cli_session_peek(struct session *s);
 
 /** Prints `j` as indented JSON and a newline on stdout (for --json). */
 void cli_print_json(const json_t *j);
+
+/**
+ * Asks the server whether `service` is on for the session's account (GET
+ * /v1/me/consents), so that nothing of a service that is off is ever sent.
+ * Returns 0 with *on set, or reports the failure and returns CLI_EXIT_FAIL.
+ */
+int cli_consent_check(struct oc *c, const char *service, bool *on);
 
 /** Whether `s` is one of the API's services. */
 bool cli_service_valid(const char *s);

@@ -4,9 +4,11 @@
  * the files and directories given (directories recursively, symbolic links
  * inside them skipped), names each object after its normalised path, and
  * streams each file with PUT /v1/me/data/SERVICE/NAME under one progress
- * bar over all bytes. Everything is checked before the first byte is sent;
- * an error that concerns the whole run (network, session, sealed, consent)
- * stops it, one that concerns one file is reported and the rest go on.
+ * bar over all bytes. Everything is checked before the first byte is sent,
+ * the service's consent included (GET /v1/me/consents: nothing of a service
+ * that is off is sent); an error that concerns the whole run (network,
+ * session, sealed, consent) stops it, one that concerns one file is
+ * reported and the rest go on.
  * The file list is owned here and freed on every path. Single-threaded.
  */
 #include "base/common.h"
@@ -215,6 +217,17 @@ backup_run(int argc, char **argv)
     rc = cli_connect(cli_url(url_opt, &s), s.token, &c);
     if (rc)
         goto out;
+    /* the client keeps the owner's word too: nothing of a service that is off leaves */
+    bool on = false;
+    rc = cli_consent_check(c, service, &on);
+    if (rc)
+        goto out;
+    if (!on) {
+        cli_error("'%s' is off for this account: nothing was sent", service);
+        cli_hint("turn it on with 'oikos consent on %s' if you want it backed up", service);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
     if (json && !(results = json_array()))
         cli_oom();
 
@@ -291,7 +304,8 @@ const struct cli_cmd cli_cmd_backup = {
     .usage = "backup [--url URL] [--json] SERVICE FILE...",
     .summary = "back up files (directories: everything in them) to one of your services",
     .options = "SERVICE is contacts, messages, calllog, settings, photos or messaging; the\n"
-               "service must be switched on for the account. Each file is stored under its\n"
+               "service must be on for the account (oikos consent on SERVICE): if it is off,\n"
+               "nothing at all is sent. Each file is stored under its\n"
                "path as given, cleaned up: no leading '/' or './', no '..'. A file stored\n"
                "before under the same name is replaced. Symbolic links inside directories\n"
                "are skipped. Needs a session (oikos login).\n\n"

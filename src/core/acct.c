@@ -13,6 +13,8 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "core/acct.h"
+#include "core/retention.h"
+#include "core/trail.h"
 #include "crypto/kr.h"
 #include "crypto/pwhash.h"
 
@@ -160,7 +162,9 @@ acct_create(struct region *r, const char *country, const char *password, size_t 
     if (!rc)
         rc = store_batch_account_insert(b, &a);
     if (!rc)
-        rc = store_commit(region_store(r), b, true);
+        rc = trail_add(r, b, &(struct trail){AUDIT_USER, "account.create", a.id, NULL, NULL, 0});
+    if (!rc)
+        rc = trail_commit(r, b, true);
     if (!rc)
         memcpy(id_out, a.id, STORE_ID_MAX);
 out:
@@ -223,8 +227,11 @@ acct_login(struct region *r, const char *id, const char *password, size_t pwlen,
     rc = pwhash_check(a.pwhash, password, pwlen);
     secret_wipe(&a, sizeof(a));
     limiter_record(cfg, id, rc == 0);
-    if (rc)
+    if (rc) { /* the owner sees wrong passwords tried on their account */
+        trail_refused(
+            r, &(struct trail){AUDIT_USER, "session.create", id, NULL, NULL, ERR_UNAUTHORIZED});
         return ERR_UNAUTHORIZED;
+    }
 
     memset(&se, 0, sizeof(se));
     region_token_new(r, token_out);
@@ -235,8 +242,12 @@ acct_login(struct region *r, const char *id, const char *password, size_t pwlen,
     rc = store_batch_new(&b);
     if (!rc)
         rc = store_batch_session_insert(b, &se);
+    if (!rc) /* the idle-account rule counts from here (retention.h) */
+        rc = store_batch_activity_put(b, id, retention_day(se.created));
     if (!rc)
-        rc = store_commit(region_store(r), b, true);
+        rc = trail_add(r, b, &(struct trail){AUDIT_USER, "session.create", id, NULL, NULL, 0});
+    if (!rc)
+        rc = trail_commit(r, b, true);
     store_batch_free(b);
     if (rc)
         secret_wipe(token_out, REGION_TOKEN_MAX);
@@ -259,6 +270,7 @@ acct_auth(struct region *r, const char *token, char account_out[STORE_ID_MAX])
     if (se.expires <= clock_now())
         return ERR_UNAUTHORIZED;
     memcpy(account_out, se.account, STORE_ID_MAX);
+    retention_touch(r, account_out);
     return 0;
 }
 
@@ -266,13 +278,21 @@ int
 acct_logout(struct region *r, const char *token)
 {
     struct store_batch *b = NULL;
+    struct store_session se;
     uint8_t th[32];
     region_token_hash(th, token);
-    int rc = store_batch_new(&b);
+    int rc = store_session_get(region_store(r), th, &se);
+    if (rc == ERR_NOT_FOUND)
+        return 0; /* already gone */
+    if (!rc)
+        rc = store_batch_new(&b);
     if (!rc)
         rc = store_batch_session_delete(b, th);
     if (!rc)
-        rc = store_commit(region_store(r), b, true);
+        rc = trail_add(r, b,
+                       &(struct trail){AUDIT_USER, "session.delete", se.account, NULL, NULL, 0});
+    if (!rc)
+        rc = trail_commit(r, b, true);
     store_batch_free(b);
     return rc;
 }

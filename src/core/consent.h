@@ -47,8 +47,7 @@ struct consent_change {
  * for a new account); *n gets the number of services. out holds
  * SVC_COUNT entries.
  */
-MUST_CHECK int consent_list(struct region *r, const char *account, struct consent *out,
-                            size_t *n);
+MUST_CHECK int consent_list(struct region *r, const char *account, struct consent *out, size_t *n);
 /** The consent of one service. ERR_NOT_FOUND for an unknown service. */
 MUST_CHECK int consent_get(struct region *r, const char *account, const char *service,
                            struct consent *out);
@@ -61,7 +60,9 @@ MUST_CHECK int consent_history(struct region *r, const char *account, consent_ch
 /**
  * Turns a service on: records the change (under the configured policy
  * version) and makes the service's key, in one durable key-store
- * transaction. Already on: changes nothing. out gets the resulting state.
+ * transaction; the service starts empty (rows no live key opens, as a
+ * restored data store may hold, are purged first). Already on: changes
+ * nothing. out gets the resulting state.
  * ERR_NOT_FOUND for an unknown service, ERR_SEALED while sealed.
  */
 MUST_CHECK int consent_grant(struct region *r, const char *account, const char *service,

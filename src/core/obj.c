@@ -16,8 +16,10 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "core/consent.h"
 #include "core/obj.h"
 #include "core/svc.h"
+#include "core/trail.h"
 #include "crypto/aead.h"
 #include "crypto/kr.h"
 #include "store/store.h"
@@ -33,6 +35,7 @@ struct obj_put {
     size_t pending_len;
     uint8_t *sealed; /* one sealed chunk */
     uint32_t staged; /* chunks committed so far */
+    uint64_t epoch;  /* consent epoch when the key was taken (consent_fence_*) */
     bool finished;
 };
 
@@ -201,7 +204,11 @@ obj_put_begin(struct obj_put **out, struct region *r, const char *account, const
     p->key = key32_new();
     if (!p->key)
         goto out;
+    p->epoch = consent_epoch(); /* before the key: a revocation after it moves the epoch */
     rc = svc_key(r, account, service, SVC_WRITE, p->key);
+    if (rc == ERR_CONSENT)
+        trail_refused(r, &(struct trail){AUDIT_USER, "data.write", account, service,
+                                         p->o.name_hash, rc});
     if (rc)
         goto out;
     /* small announced objects need no more than their own size */
@@ -304,8 +311,40 @@ obj_put_write(struct obj_put *p, const uint8_t *data, size_t len)
     return 0;
 }
 
+/*
+ * Commits the object row, unless the service was turned off (or off and on
+ * again) since the upload took its key: then ERR_CONSENT and nothing is
+ * committed. Inside the consent fence, so that a revocation either sees
+ * this row (and purges it) or this commit sees the revocation.
+ */
+static int
+put_commit(struct obj_put *p, struct store_batch *b)
+{
+    int rc = 0;
+    struct key32 *now = NULL;
+    if (consent_fence_commit_begin() != p->epoch) {
+        now = key32_new();
+        rc = now ? svc_key(p->r, p->o.account, p->o.service, SVC_WRITE, now) : ERR_NOMEM;
+        if (!rc && !secret_equal(now->b, p->key->b, sizeof(now->b)))
+            rc = ERR_CONSENT; /* turned off and on again: the key of this upload is gone */
+        if (rc == ERR_NOT_FOUND)
+            rc = ERR_CONSENT;
+    }
+    if (!rc)
+        rc = trail_commit(p->r, b, true);
+    consent_fence_commit_end();
+    key32_free(now);
+    return rc;
+}
+
 int
 obj_put_finish(struct obj_put *p, struct obj_info *info)
+{
+    return obj_put_finish_ops(p, info, NULL, NULL);
+}
+
+int
+obj_put_finish_ops(struct obj_put *p, struct obj_info *info, obj_batch_cb ops, void *ctx)
 {
     struct store_batch *b = NULL;
     if (p->finished)
@@ -321,8 +360,14 @@ obj_put_finish(struct obj_put *p, struct obj_info *info)
         p->o.chunks = p->staged;
         rc = store_batch_object_put(b, &p->o);
     }
+    if (!rc && ops)
+        rc = ops(ctx, b);
     if (!rc)
-        rc = store_commit(region_store(p->r), b, true);
+        rc = trail_add(p->r, b,
+                       &(struct trail){AUDIT_USER, "data.write", p->o.account, p->o.service,
+                                       p->o.name_hash, 0});
+    if (!rc)
+        rc = put_commit(p, b);
     if (!rc) {
         p->finished = true;
         p->o.seq = store_batch_seq(b);
@@ -358,6 +403,8 @@ obj_put_free(struct obj_put *p)
     free(p);
 }
 
+static int get_next_chunk(struct obj_get *g);
+
 int
 obj_get_open(struct obj_get **out, struct region *r, const char *account, const char *service,
              const char *name, size_t namelen, struct obj_info *info)
@@ -376,6 +423,9 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
     if (rc)
         goto out;
     rc = svc_key(r, account, service, SVC_READ, g->key);
+    if (rc == ERR_CONSENT)
+        trail_refused(r, &(struct trail){AUDIT_USER, "data.read", account, service,
+                                         g->o.name_hash, rc});
     if (rc)
         goto out;
     rc = store_object_get(region_store(r), account, service, g->o.name_hash, &g->o);
@@ -385,6 +435,16 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
         rc = ERR_CORRUPT;
         goto out;
     }
+    /* open the first chunk now: data that does not authenticate (altered,
+     * or sealed under a key that was destroyed) fails before any byte goes out */
+    rc = get_next_chunk(g);
+    if (rc)
+        goto out;
+    /* the read is on record, durably, before its first byte goes out */
+    rc = trail_record(r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, 0},
+                      true);
+    if (rc)
+        goto out;
     info_of(info, &g->o);
 out:
     if (rc) {
@@ -481,7 +541,10 @@ obj_delete(struct region *r, const char *account, const char *service, const cha
     if (!rc)
         rc = store_batch_object_delete(b, account, service, o.name_hash, clock_now());
     if (!rc)
-        rc = store_commit(region_store(r), b, true);
+        rc = trail_add(r, b, &(struct trail){AUDIT_USER, "data.delete", account, service,
+                                             o.name_hash, 0});
+    if (!rc)
+        rc = trail_commit(r, b, true);
     store_batch_free(b);
     key32_free(key);
     return rc;
@@ -550,8 +613,397 @@ obj_feed(struct region *r, const char *account, const char *service, int64_t sin
         *last = f.last;
         *more = f.more;
     }
+    /* a listing reads names: on record before it goes out */
+    if (!rc)
+        rc = trail_record(r, &(struct trail){AUDIT_USER, "data.list", account, service, NULL, 0},
+                          true);
+    else if (rc == ERR_CONSENT)
+        trail_refused(r, &(struct trail){AUDIT_USER, "data.list", account, service, NULL, rc});
     secret_wipe(f.name, sizeof(f.name));
     buf_release(&f.aad);
     key32_free(f.key);
+    return rc;
+}
+
+/* Views ------------------------------------------------------------------- */
+
+struct obj_view {
+    struct region *r;
+    char account[STORE_ID_MAX];
+    char service[STORE_SERVICE_MAX];
+    struct key32 *key;           /* the service key */
+    struct key32 *mac;           /* derived from it, for obj_view_mac */
+    struct buf aad, sealed;      /* scratch */
+    const struct store_object *cur; /* the row obj_view_feed is listing */
+    bool listed, read;           /* audit entries recorded */
+    bool last_known;
+    int64_t last;
+    uint8_t name[OBJ_NAME_MAX + 1];
+};
+
+int
+obj_view_open(struct obj_view **out, struct region *r, const char *account, const char *service)
+{
+    struct obj_view *v = NULL;
+    int rc = ERR_NOMEM;
+    *out = NULL;
+    if (!svc_valid(service))
+        return ERR_NOT_FOUND;
+    if (strlen(account) >= STORE_ID_MAX)
+        return ERR_INVAL;
+    v = calloc(1, sizeof(*v));
+    if (!v)
+        return ERR_NOMEM;
+    v->r = r;
+    memcpy(v->account, account, strlen(account) + 1);
+    memcpy(v->service, service, strlen(service) + 1);
+    buf_init(&v->aad, 256);
+    buf_init(&v->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
+    v->key = key32_new();
+    v->mac = key32_new();
+    if (!v->key || !v->mac)
+        goto out;
+    rc = svc_key(r, account, service, SVC_READ, v->key);
+    if (rc == ERR_CONSENT)
+        trail_refused(r, &(struct trail){AUDIT_USER, "data.read", account, service, NULL, rc});
+    if (rc)
+        goto out;
+    if (crypto_kdf_derive_from_key(v->mac->b, sizeof(v->mac->b), 1, "oikosvwm", v->key->b))
+        rc = ERR_INTERNAL;
+out:
+    if (rc) {
+        obj_view_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+void
+obj_view_free(struct obj_view *v)
+{
+    if (!v)
+        return;
+    key32_free(v->key);
+    key32_free(v->mac);
+    buf_release(&v->aad);
+    buf_release(&v->sealed);
+    secret_wipe(v->name, sizeof(v->name));
+    free(v);
+}
+
+/* Records action once per view, durably, before anything goes out. */
+static int
+view_record(struct obj_view *v, const char *action, bool *done)
+{
+    if (*done)
+        return 0;
+    int rc = trail_record(v->r, &(struct trail){AUDIT_USER, action, v->account, v->service, NULL, 0},
+                          true);
+    if (!rc)
+        *done = true;
+    return rc;
+}
+
+int
+obj_view_stat(struct obj_view *v, const char *name, size_t namelen, struct obj_info *info)
+{
+    struct store_object o;
+    int rc = obj_ident(v->r, &o, v->account, v->service, name, namelen);
+    if (!rc)
+        rc = store_object_get(region_store(v->r), v->account, v->service, o.name_hash, &o);
+    if (!rc)
+        info_of(info, &o);
+    return rc;
+}
+
+/* Reads and opens every chunk of o into out; ERR_CONFLICT if a chunk is gone. */
+static int
+view_read(struct obj_view *v, const struct store_object *o, struct buf *out)
+{
+    enum aead_cipher c = (enum aead_cipher)o->cipher;
+    buf_reset(out);
+    if (o->size > out->max)
+        return ERR_LIMIT;
+    if (!aead_available(c) || o->chunks == 0)
+        return ERR_CORRUPT;
+    int rc = view_record(v, "data.read", &v->read);
+    for (uint32_t i = 0; !rc && i < o->chunks; i++) {
+        size_t n = 0;
+        rc = store_chunk_get(region_store(v->r), v->account, o->version, i, &v->sealed);
+        if (rc == ERR_NOT_FOUND)
+            rc = ERR_CONFLICT; /* replaced or deleted since the row was read */
+        if (rc)
+            break;
+        size_t over = aead_overhead(c);
+        if (v->sealed.len < over) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        rc = buf_grow(out, v->sealed.len - over);
+        if (rc)
+            break;
+        chunk_aad(&v->aad, o, i, i + 1 == o->chunks);
+        rc = aead_open(c, (uint8_t *)out->data + out->len, v->sealed.len - over, &n, v->key->b,
+                       buf_slice(&v->aad), buf_slice(&v->sealed));
+        if (!rc) {
+            out->len += n;
+            out->data[out->len] = 0;
+        }
+    }
+    if (!rc && out->len != o->size)
+        rc = ERR_CORRUPT;
+    if (rc && out->data)
+        secret_wipe(out->data, out->len);
+    if (rc)
+        buf_reset(out);
+    return rc;
+}
+
+int
+obj_view_get(struct obj_view *v, const char *name, size_t namelen, struct buf *out,
+             struct obj_info *info)
+{
+    struct store_object o;
+    int rc = ERR_CONFLICT;
+    for (int attempt = 0; rc == ERR_CONFLICT && attempt < 3; attempt++) {
+        rc = obj_ident(v->r, &o, v->account, v->service, name, namelen);
+        if (!rc)
+            rc = store_object_get(region_store(v->r), v->account, v->service, o.name_hash, &o);
+        if (!rc)
+            rc = view_read(v, &o, out);
+    }
+    if (rc == ERR_CONFLICT)
+        rc = ERR_UNAVAILABLE; /* replaced over and over while being read */
+    if (!rc)
+        info_of(info, &o);
+    return rc;
+}
+
+struct view_feed {
+    struct obj_view *v;
+    obj_feed_cb cb;
+    void *ctx;
+    size_t limit, count;
+    int64_t last;
+    bool more;
+};
+
+static int
+view_row(void *vctx, const struct store_object *o)
+{
+    struct view_feed *f = vctx;
+    struct obj_view *v = f->v;
+    struct obj_item it;
+    size_t n = 0;
+    if (f->count == f->limit) {
+        f->more = true;
+        return 1;
+    }
+    if (o->name_sealed_len < 1)
+        return ERR_CORRUPT;
+    obj_aad(&v->aad, "name", o);
+    int rc = aead_open((enum aead_cipher)o->name_sealed[0], v->name, sizeof(v->name), &n,
+                       v->key->b, buf_slice(&v->aad),
+                       SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    if (rc)
+        return rc;
+    it.name = (const char *)v->name;
+    it.namelen = n;
+    etag_of(it.etag, o->version);
+    it.size = o->size;
+    it.seq = o->seq;
+    it.deleted = o->deleted;
+    f->count++;
+    f->last = o->seq;
+    v->cur = o->deleted ? NULL : o;
+    rc = f->cb(f->ctx, &it);
+    v->cur = NULL;
+    return rc;
+}
+
+int
+obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb, void *ctx,
+              int64_t *last, bool *more)
+{
+    struct view_feed f = {.v = v, .cb = cb, .ctx = ctx, .limit = limit, .last = since};
+    *last = since;
+    *more = false;
+    int rc = view_record(v, "data.list", &v->listed);
+    if (!rc)
+        rc = store_feed(region_store(v->r), v->account, v->service, since, limit + 1, view_row,
+                        &f);
+    if (rc == 1 && f.more)
+        rc = 0;
+    *last = f.last; /* also when cb stopped the listing: where to resume */
+    *more = f.more;
+    return rc;
+}
+
+int
+obj_view_data(struct obj_view *v, struct buf *out)
+{
+    if (!v->cur)
+        return ERR_INVAL;
+    return view_read(v, v->cur, out);
+}
+
+struct view_probe {
+    int64_t seq;
+    bool found;
+};
+
+static int
+probe_row(void *ctx, const struct store_object *o)
+{
+    struct view_probe *p = ctx;
+    p->seq = o->seq;
+    p->found = true;
+    return 1;
+}
+
+/* The first seq after x, if any: one indexed lookup. */
+static int
+view_probe(struct obj_view *v, int64_t x, struct view_probe *p)
+{
+    p->found = false;
+    int rc = store_feed(region_store(v->r), v->account, v->service, x, 1, probe_row, p);
+    return rc == 1 ? 0 : rc;
+}
+
+int
+obj_view_last(struct obj_view *v, int64_t *seq)
+{
+    struct view_probe p;
+    int64_t lo, hi, step = 1;
+    int rc;
+    if (v->last_known) {
+        *seq = v->last;
+        return 0;
+    }
+    /* The store gives the next seq after any position in O(log n): gallop
+     * up from the first seq, then bisect, about 2 log2(seq) lookups. */
+    rc = view_probe(v, 0, &p);
+    if (rc)
+        return rc;
+    lo = p.found ? p.seq : 0;
+    hi = lo;
+    while (p.found) {
+        if (lo > INT64_MAX - step) {
+            hi = INT64_MAX;
+            break;
+        }
+        hi = lo + step;
+        rc = view_probe(v, hi, &p);
+        if (rc)
+            return rc;
+        if (p.found) {
+            lo = p.seq;
+            step = step < (INT64_C(1) << 40) ? step * 2 : step;
+        }
+    }
+    /* lo is a seq; nothing lies after hi */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        rc = view_probe(v, mid, &p);
+        if (rc)
+            return rc;
+        if (p.found)
+            lo = p.seq;
+        else
+            hi = mid;
+    }
+    v->last = lo;
+    v->last_known = true;
+    *seq = lo;
+    return 0;
+}
+
+int
+obj_view_mac(struct obj_view *v, uint8_t out[32], struct slice msg)
+{
+    if (crypto_generichash(out, 32, msg.p, msg.len, v->mac->b, sizeof(v->mac->b)))
+        return ERR_INTERNAL;
+    return 0;
+}
+
+static void
+meta_aad(struct obj_view *v, const char *label)
+{
+    buf_reset(&v->aad);
+    put_str(&v->aad, "meta");
+    put_str(&v->aad, v->account);
+    put_str(&v->aad, v->service);
+    put_str(&v->aad, label);
+}
+
+int
+obj_view_seal(struct obj_view *v, struct buf *out, const char *label, struct slice plain)
+{
+    enum aead_cipher c = aead_default();
+    size_t n = 0;
+    buf_reset(out);
+    if (strlen(label) > 64)
+        return ERR_INVAL;
+    int rc = buf_grow(out, 1 + plain.len + aead_overhead(c));
+    if (rc)
+        return rc;
+    meta_aad(v, label);
+    out->data[0] = (char)c;
+    rc = aead_seal(c, (uint8_t *)out->data + 1, plain.len + aead_overhead(c), &n, v->key->b,
+                   buf_slice(&v->aad), plain);
+    if (rc)
+        return rc;
+    out->len = 1 + n;
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int
+obj_view_unseal(struct obj_view *v, struct buf *out, const char *label, struct slice sealed)
+{
+    size_t n = 0;
+    buf_reset(out);
+    if (strlen(label) > 64 || sealed.len < 1)
+        return ERR_INVAL;
+    enum aead_cipher c = (enum aead_cipher)sealed.p[0];
+    if (!aead_available(c) || sealed.len < 1 + aead_overhead(c))
+        return ERR_CORRUPT;
+    size_t plain = sealed.len - 1 - aead_overhead(c);
+    int rc = buf_grow(out, plain);
+    if (rc)
+        return rc;
+    meta_aad(v, label);
+    rc = aead_open(c, (uint8_t *)out->data, plain, &n, v->key->b, buf_slice(&v->aad),
+                   SLICE(sealed.p + 1, sealed.len - 1));
+    if (rc)
+        return rc;
+    out->len = n;
+    out->data[n] = 0;
+    return 0;
+}
+
+int
+obj_view_delete(struct obj_view *v, const struct slice *names, size_t n, obj_batch_cb ops,
+                void *ctx)
+{
+    struct store_batch *b = NULL;
+    struct store_object o;
+    int64_t now = clock_now();
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = obj_ident(v->r, &o, v->account, v->service, (const char *)names[i].p,
+                       names[i].len);
+        if (!rc)
+            rc = store_batch_object_delete(b, v->account, v->service, o.name_hash, now);
+        if (!rc)
+            rc = trail_add(v->r, b, &(struct trail){AUDIT_USER, "data.delete", v->account,
+                                                     v->service, o.name_hash, 0});
+    }
+    if (!rc && ops)
+        rc = ops(ctx, b);
+    if (!rc)
+        rc = trail_commit(v->r, b, true);
+    store_batch_free(b);
     return rc;
 }

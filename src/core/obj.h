@@ -27,6 +27,8 @@
 
 struct obj_put;
 struct obj_get;
+struct obj_view;
+struct store_batch;
 
 struct obj_info {
     char etag[OBJ_ETAG_LEN + 1]; /* changes with every write of the object */
@@ -64,12 +66,24 @@ MUST_CHECK int obj_put_write(struct obj_put *p, const uint8_t *data, size_t len)
  * freed.
  */
 MUST_CHECK int obj_put_finish(struct obj_put *p, struct obj_info *info);
+/** Appends the caller's operations to a batch that is about to be committed. */
+typedef int (*obj_batch_cb)(void *ctx, struct store_batch *b);
+/**
+ * obj_put_finish, with ops called on the final batch before it commits, so
+ * that records kept beside the object (an index) change in the same
+ * transaction as the object. An error from ops fails the put.
+ */
+MUST_CHECK int obj_put_finish_ops(struct obj_put *p, struct obj_info *info, obj_batch_cb ops,
+                                  void *ctx);
 /** Frees a writer; an unfinished upload's staged chunks are deleted. Accepts NULL. */
 void obj_put_free(struct obj_put *p);
 
 /**
- * Opens the live object for reading; info gets its size and etag.
- * ERR_NOT_FOUND if absent. Caller owns *out (obj_get_free).
+ * Opens the live object for reading; info gets its size and etag. The
+ * first chunk is opened here, so that data that does not authenticate
+ * (ERR_CRYPTO, ERR_CORRUPT) fails before any byte is handed out.
+ * ERR_NOT_FOUND if absent, ERR_CONSENT if the service is off. Caller owns
+ * *out (obj_get_free).
  */
 MUST_CHECK int obj_get_open(struct obj_get **out, struct region *r, const char *account,
                             const char *service, const char *name, size_t namelen,
@@ -94,5 +108,71 @@ typedef int (*obj_feed_cb)(void *ctx, const struct obj_item *it);
  */
 MUST_CHECK int obj_feed(struct region *r, const char *account, const char *service, int64_t since,
                         size_t limit, obj_feed_cb cb, void *ctx, int64_t *last, bool *more);
+
+/* Views: many objects of one service in one request ---------------------- */
+
+/*
+ * A view reads many objects of one (account, service) with one service key
+ * (CardDAV answers a multiget of thousands of cards in one request), lists
+ * the change feed, deletes objects in one transaction, and seals small
+ * metadata or makes keyed hashes under the service key, which therefore die
+ * with it when the owner turns the service off (crypto-shredding covers
+ * them too). Consent is checked once, when the view opens (svc_key). The
+ * audit log gets one "data.list" entry at the view's first listing and one
+ * "data.read" entry at its first data read (service-wide: one request),
+ * each durable before anything is returned; deletes get one "data.delete"
+ * entry per object in their own batch. A view belongs to one thread.
+ */
+
+/**
+ * Opens a view of (account, service). ERR_CONSENT if the service is off,
+ * ERR_NOT_FOUND for an unknown service, ERR_SEALED. Caller owns *out
+ * (obj_view_free).
+ */
+MUST_CHECK int obj_view_open(struct obj_view **out, struct region *r, const char *account,
+                             const char *service);
+/** Wipes the keys and frees the view. Accepts NULL. */
+void obj_view_free(struct obj_view *v);
+/** The live object's etag, seq and size (no data read). ERR_NOT_FOUND. */
+MUST_CHECK int obj_view_stat(struct obj_view *v, const char *name, size_t namelen,
+                             struct obj_info *info);
+/**
+ * Reads the whole live object into out (reset first). ERR_NOT_FOUND if
+ * absent; ERR_LIMIT if larger than out's max; ERR_CRYPTO or ERR_CORRUPT if
+ * altered.
+ */
+MUST_CHECK int obj_view_get(struct obj_view *v, const char *name, size_t namelen, struct buf *out,
+                            struct obj_info *info);
+/**
+ * The change feed, as obj_feed. Inside cb, obj_view_data reads the bytes of
+ * the item being listed (a live one). If cb returns non-zero the listing
+ * stops and that value is returned, with *last the position of the item cb
+ * stopped at, so that a caller can pause after a page of output.
+ */
+MUST_CHECK int obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb,
+                             void *ctx, int64_t *last, bool *more);
+/**
+ * Reads the object being listed by obj_view_feed into out (reset first).
+ * ERR_CONFLICT if it was replaced or deleted since the feed read its row
+ * (a later feed lists it again); otherwise as obj_view_get.
+ */
+MUST_CHECK int obj_view_data(struct obj_view *v, struct buf *out);
+/** The last change-feed position of the service (0 if nothing was ever stored). */
+MUST_CHECK int obj_view_last(struct obj_view *v, int64_t *seq);
+/** A keyed hash (32 bytes) of msg under a key derived from the service key. */
+MUST_CHECK int obj_view_mac(struct obj_view *v, uint8_t out[32], struct slice msg);
+/** Seals plain under the service key, bound to label, into out (reset first). */
+MUST_CHECK int obj_view_seal(struct obj_view *v, struct buf *out, const char *label,
+                             struct slice plain);
+/** Opens what obj_view_seal made with the same label. ERR_CRYPTO if it does not open. */
+MUST_CHECK int obj_view_unseal(struct obj_view *v, struct buf *out, const char *label,
+                               struct slice sealed);
+/**
+ * Deletes the live objects names[0..n) (tombstones stay in the feed) and
+ * whatever ops adds, in one durable transaction. ERR_NOT_FOUND (nothing
+ * deleted) if one of them is not there.
+ */
+MUST_CHECK int obj_view_delete(struct obj_view *v, const struct slice *names, size_t n,
+                               obj_batch_cb ops, void *ctx);
 
 #endif

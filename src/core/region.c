@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * region.c: a region's store and keyring (see region.h). The keyring's
+ * region.c: a region's stores and keyring (see region.h): the data store,
+ * the key store (service keys and consents, kept apart so that a deleted
+ * key reaches every copy of the data: docs/internals/CONSENT.md). The keyring's
  * state blob and the operator token's hash live in the store's meta table
  * under "keyring" and "operator_token"; nothing secret is ever written.
  */
@@ -10,6 +12,7 @@
 
 #include <pthread.h>
 
+#include "audit/audit.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "core/cluster.h"
@@ -23,6 +26,7 @@ struct region {
     struct store *store;
     struct store *keys; /* service keys and consents: never snapshotted (CONSENT.md) */
     struct kr *kr;
+    struct audit *audit;        /* the audit log, kept in the data store (AUDIT.md) */
     pthread_mutex_t cluster_mu; /* guards cluster: replaced on reload */
     struct cluster *cluster;    /* NULL: a single-region deployment */
 };
@@ -76,6 +80,8 @@ region_open(struct region **out, const struct config *cfg)
         if (rc)
             log_err("event=keyring_load_failed err=\"%s\"", err_str(rc));
     }
+    if (!rc)
+        rc = audit_open(&r->audit, r->store, r->kr, cfg->region);
 out:
     buf_release(&state);
     if (rc) {
@@ -91,6 +97,7 @@ region_close(struct region *r)
 {
     if (!r)
         return;
+    audit_close(r->audit);
     kr_free(r->kr);
     store_close(r->keys);
     store_close(r->store);
@@ -127,6 +134,12 @@ struct kr *
 region_keyring(struct region *r)
 {
     return r->kr;
+}
+
+struct audit *
+region_audit(struct region *r)
+{
+    return r->audit;
 }
 
 bool
@@ -266,7 +279,10 @@ region_init(struct region *r, unsigned n, unsigned k, char ***shares_out, char *
     if (!rc)
         rc = store_batch_meta_put(b, META_OPTOKEN, SLICE(th, sizeof(th)));
     if (!rc)
-        rc = store_commit(r->store, b, true);
+        rc = audit_add(r->audit, b,
+                       &(struct audit_event){.actor = AUDIT_OPERATOR, .action = "init"});
+    if (!rc)
+        rc = audit_commit(r->audit, b, true);
 out:
     store_batch_free(b);
     buf_release(&state);
@@ -295,7 +311,15 @@ region_init_free(char **shares, unsigned n, char *token)
 int
 region_unseal(struct region *r, const char *share, unsigned *progress, unsigned *threshold)
 {
+    bool was_sealed = kr_sealed(r->kr);
     int rc = kr_unseal(r->kr, share, progress, threshold);
+    if (!rc && was_sealed && !kr_sealed(r->kr)) {
+        /* no unseal goes unrecorded: without its entry the region seals again */
+        rc = audit_record(r->audit,
+                          &(struct audit_event){.actor = AUDIT_OPERATOR, .action = "unseal"}, true);
+        if (rc)
+            kr_seal(r->kr);
+    }
     if (rc)
         log_warn("event=unseal_share_refused err=\"%s\"", err_str(rc));
     else if (!kr_sealed(r->kr) && *progress == 0)
@@ -308,8 +332,23 @@ region_unseal(struct region *r, const char *share, unsigned *progress, unsigned 
 void
 region_seal(struct region *r)
 {
+    /* the seal is recorded and signed into a head while the key is still here */
+    if (!kr_sealed(r->kr)) {
+        int rc = audit_record(
+            r->audit, &(struct audit_event){.actor = AUDIT_OPERATOR, .action = "seal"}, true);
+        if (!rc)
+            rc = audit_integrate(r->audit);
+        if (rc)
+            log_err("event=seal_audit_failed err=\"%s\" action=\"sealed anyway\"", err_str(rc));
+    }
     kr_seal(r->kr);
     log_info("event=sealed");
+}
+
+int
+region_stats(struct region *r, uint64_t *objects, uint64_t *bytes)
+{
+    return store_stats(r->store, objects, bytes);
 }
 
 int

@@ -19,6 +19,7 @@
 struct region;
 struct store;
 struct kr;
+struct audit;
 
 #define REGION_NAME_MAX 16
 #define REGION_TOKEN_MAX 96
@@ -41,6 +42,8 @@ struct store *region_store(struct region *r);
  */
 struct store *region_keystore(struct region *r);
 struct kr *region_keyring(struct region *r);
+/** The region's audit log (audit/audit.h). */
+struct audit *region_audit(struct region *r);
 bool region_sealed(struct region *r);
 bool region_initialized(struct region *r);
 
@@ -60,6 +63,8 @@ MUST_CHECK int region_unseal(struct region *r, const char *share, unsigned *prog
                              unsigned *threshold);
 /** Wipes every key. */
 void region_seal(struct region *r);
+/** Counts the objects stored in the region and their plaintext bytes. */
+MUST_CHECK int region_stats(struct region *r, uint64_t *objects, uint64_t *bytes);
 /** Checks an operator token in constant time: 0 or ERR_UNAUTHORIZED. */
 MUST_CHECK int region_operator_check(struct region *r, const char *token);
 

@@ -13,8 +13,10 @@ api_health(struct req *q)
     json_t *o = json_pack("{s:s,s:b,s:b,s:s}", "region", region_name(q->region), "sealed",
                           region_sealed(q->region), "initialized",
                           region_initialized(q->region), "version", OIKOS_VERSION);
-    if (!o)
+    if (!o || api_health_audit(q, o)) {
+        json_decref(o);
         return ERR_NOMEM;
+    }
     int rc = http_reply_json(q, 200, o);
     json_decref(o);
     return rc;

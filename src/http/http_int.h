@@ -112,8 +112,24 @@ int api_data_put(struct req *q);
 int api_data_get(struct req *q);
 int api_data_delete(struct req *q);
 int api_data_feed(struct req *q);
+int api_consents_list(struct req *q);
+int api_consent_put(struct req *q);
+int api_consent_delete(struct req *q);
+int api_report(struct req *q);
+int api_export(struct req *q);
+int api_erase(struct req *q);
 int api_ident_add(struct req *q);
 int api_ident_list(struct req *q);
+int api_audit_head(struct req *q);
+int api_audit_checkpoint(struct req *q);
+int api_audit_entries(struct req *q);
+int api_audit_inclusion(struct req *q);
+int api_audit_consistency(struct req *q);
+int api_me_audit(struct req *q);
+/** Adds the audit log's state to the health answer (once initialised). */
+MUST_CHECK int api_health_audit(struct req *q, json_t *health);
+/** Appends the oikos_audit_* metrics. */
+MUST_CHECK int metrics_audit(struct buf *out, struct region *r);
 
 /* Metrics (metrics.c). */
 extern const struct route http_routes[];

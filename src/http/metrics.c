@@ -10,9 +10,8 @@
 #include <stdatomic.h>
 
 #include "http/http_int.h"
-#include "store/store.h"
 
-#define MAX_ROUTES 32
+#define MAX_ROUTES 48
 #define MAX_STATUS 600
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -87,7 +86,7 @@ metrics_render(struct buf *out, struct region *r)
         rc |= buf_addf(out, "oikos_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
                        label(i), cum);
     }
-    if (store_stats(region_store(r), &objects, &bytes) == 0) {
+    if (region_stats(r, &objects, &bytes) == 0) {
         rc |= buf_addf(out,
                        "# HELP oikos_objects Objects stored.\n# TYPE oikos_objects gauge\n"
                        "oikos_objects %" PRIu64 "\n"
@@ -95,6 +94,7 @@ metrics_render(struct buf *out, struct region *r)
                        "# TYPE oikos_object_bytes gauge\noikos_object_bytes %" PRIu64 "\n",
                        objects, bytes);
     }
+    rc |= metrics_audit(out, r);
     rc |= buf_addf(out,
                    "# HELP oikos_sealed 1 while the region is sealed.\n# TYPE oikos_sealed gauge\n"
                    "oikos_sealed %d\n"

@@ -45,6 +45,22 @@ const struct route http_routes[] = {
      api_data_put_body, api_data_put},
     {"GET", "/v1/me/data/{s}/{n}", "data_get", R_USER, NULL, NULL, api_data_get},
     {"DELETE", "/v1/me/data/{s}/{n}", "data_delete", R_USER, NULL, NULL, api_data_delete},
+    {"GET", "/v1/me/consents", "consents", R_USER, NULL, NULL, api_consents_list},
+    {"PUT", "/v1/me/consents/{s}", "consent_put", R_USER | R_JSON, NULL, NULL, api_consent_put},
+    {"DELETE", "/v1/me/consents/{s}", "consent_delete", R_USER, NULL, NULL, api_consent_delete},
+    {"GET", "/v1/me/report", "report", R_USER, NULL, NULL, api_report},
+    {"GET", "/v1/me/export", "export", R_USER, NULL, NULL, api_export},
+    {"DELETE", "/v1/me", "erase", R_USER, NULL, NULL, api_erase},
+    {"GET", "/v1/me/audit", "me_audit", R_USER, NULL, NULL, api_me_audit},
+    /* public, and served while sealed: all of it is signed already (AUDIT.md) */
+    {"GET", "/v1/audit/head", "audit_head", R_SEALED_OK, NULL, NULL, api_audit_head},
+    {"GET", "/v1/audit/checkpoint", "audit_checkpoint", R_SEALED_OK, NULL, NULL,
+     api_audit_checkpoint},
+    {"GET", "/v1/audit/entries", "audit_entries", R_SEALED_OK, NULL, NULL, api_audit_entries},
+    {"GET", "/v1/audit/proof/inclusion", "audit_inclusion", R_SEALED_OK, NULL, NULL,
+     api_audit_inclusion},
+    {"GET", "/v1/audit/proof/consistency", "audit_consistency", R_SEALED_OK, NULL, NULL,
+     api_audit_consistency},
 };
 const size_t http_nroutes = ARRAY_SIZE(http_routes);
 
@@ -501,6 +517,8 @@ http_status_of(int err)
     case ERR_TOO_LARGE:
     case ERR_LIMIT:
         return 413;
+    case ERR_PRECONDITION:
+        return 412;
     case ERR_RATE_LIMITED:
         return 429;
     case ERR_WRONG_REGION:
@@ -508,6 +526,7 @@ http_status_of(int err)
     case ERR_SEALED:
     case ERR_IO:
     case ERR_UNAVAILABLE:
+    case ERR_AUDIT:
         return 503;
     default:
         return 500;

@@ -472,8 +472,7 @@ store_activity_get(struct store *s, const char *account, int64_t *at)
 }
 
 int
-store_accounts_idle(struct store *s, int64_t before, size_t limit, store_account_cb cb,
-                    void *ctx)
+store_accounts_idle(struct store *s, int64_t before, size_t limit, store_account_cb cb, void *ctx)
 {
     STORE_V2(s);
     BUG_ON(!cb);
@@ -595,6 +594,8 @@ store_batch_free(struct store_batch *b)
             free(op->u.audit.leaf);
         else if (op->kind == STORE_OP_AUDIT_NODES)
             free(op->u.nodes.v);
+        else if (op->kind == STORE_OP_AUDIT_OWNERS)
+            free(op->u.owners.v);
     }
     free(b->ops);
     sem_destroy(&b->done);
@@ -847,8 +848,8 @@ consent_ok(const struct store_consent *c)
 
 /* Appends an account-wide op; service may be NULL (then ""). */
 static int
-batch_acct(struct store_batch *b, enum store_op_kind kind, const char *account,
-           const char *service, int64_t n)
+batch_acct(struct store_batch *b, enum store_op_kind kind, const char *account, const char *service,
+           int64_t n)
 {
     if ((account && !str_ok(account, STORE_ID_MAX)) ||
         (service && !str_ok(service, STORE_SERVICE_MAX)))
@@ -1000,6 +1001,26 @@ store_batch_audit_nodes(struct store_batch *b, const struct store_audit_node *no
     b->v3 = true;
     op->u.nodes.v = copy;
     op->u.nodes.n = n;
+    return 0;
+}
+
+int
+store_batch_audit_owners(struct store_batch *b, const struct store_audit_owner *v, size_t n)
+{
+    if (!n || n > STORE_AUDIT_NODES_MAX || !v)
+        return ERR_INVAL;
+    struct store_audit_owner *copy = malloc(n * sizeof(*copy));
+    if (!copy)
+        return ERR_NOMEM;
+    memcpy(copy, v, n * sizeof(*copy));
+    struct store_op *op = batch_push(b, STORE_OP_AUDIT_OWNERS);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    b->v3 = true;
+    op->u.owners.v = copy;
+    op->u.owners.n = n;
     return 0;
 }
 

@@ -166,8 +166,7 @@ MUST_CHECK int store_consent_get(struct store *s, const char *account, const cha
 /** Called per consent row, borrowed for the call; non-zero stops and is returned. */
 typedef int (*store_consent_cb)(void *ctx, const struct store_consent *c);
 /** Lists the current consents of an account, in service name order. */
-MUST_CHECK int store_consents(struct store *s, const char *account, store_consent_cb cb,
-                              void *ctx);
+MUST_CHECK int store_consents(struct store *s, const char *account, store_consent_cb cb, void *ctx);
 /** Lists every recorded change of an account's consents, oldest first. */
 MUST_CHECK int store_consent_log(struct store *s, const char *account, store_consent_cb cb,
                                  void *ctx);
@@ -178,15 +177,15 @@ MUST_CHECK int store_consents_pending(struct store *s, size_t limit, store_conse
 MUST_CHECK int store_usage(struct store *s, const char *account, const char *service,
                            uint64_t *objects, uint64_t *bytes);
 /**
- * The last recorded activity of an account (store_batch_activity_put), or
- * its creation time if none. ERR_NOT_FOUND if there is no such account.
+ * The later of an account's last recorded activity (store_batch_activity_put)
+ * and its creation time. ERR_NOT_FOUND if there is no such account.
  */
 MUST_CHECK int store_activity_get(struct store *s, const char *account, int64_t *at);
 /** Called per account with a time (its activity, or when erasure was asked). */
 typedef int (*store_account_cb)(void *ctx, const char *account, int64_t at);
 /**
- * Lists at most limit accounts whose last activity (or creation, if none)
- * is before `before`, oldest first.
+ * Lists at most limit accounts whose last activity and creation are both
+ * before `before`, oldest first, each with the later of the two.
  */
 MUST_CHECK int store_accounts_idle(struct store *s, int64_t before, size_t limit,
                                    store_account_cb cb, void *ctx);
@@ -276,13 +275,14 @@ MUST_CHECK int store_batch_service_purge(struct store_batch *b, const char *acco
  * pending erasure mark (store_batch_erasure_put) stays. store_batch_count()
  * gives the live objects removed. No error if there is nothing.
  */
-MUST_CHECK int store_batch_account_erase(struct store_batch *b, const char *account,
-                                         int64_t now);
-/** Records activity of an account at time at (callers round it). */
+MUST_CHECK int store_batch_account_erase(struct store_batch *b, const char *account, int64_t now);
+/**
+ * Records activity of an account at time at (callers round it); never
+ * moves it back, and records nothing for an account that does not exist.
+ */
 MUST_CHECK int store_batch_activity_put(struct store_batch *b, const char *account, int64_t at);
 /** Deletes the chunks of a queued purge and its queue entry. */
-MUST_CHECK int store_batch_purge_done(struct store_batch *b, const char *account,
-                                      int64_t version);
+MUST_CHECK int store_batch_purge_done(struct store_batch *b, const char *account, int64_t version);
 /** Marks an account's erasure as asked (at), until store_batch_erasure_done. */
 MUST_CHECK int store_batch_erasure_put(struct store_batch *b, const char *account, int64_t at);
 MUST_CHECK int store_batch_erasure_done(struct store_batch *b, const char *account);
@@ -337,18 +337,24 @@ struct store_audit_node {
 
 /** The number of leaves committed (and readable): the index the next leaf gets. */
 uint64_t store_audit_size(struct store *s);
-/** Called per leaf, in index order; leaf borrowed for the call. Non-zero stops. */
-typedef int (*store_audit_cb)(void *ctx, uint64_t index, struct slice leaf);
+/**
+ * Called per leaf, in index order; leaf and tag (NULL if the leaf has none)
+ * borrowed for the call. Non-zero stops.
+ */
+typedef int (*store_audit_cb)(void *ctx, uint64_t index, struct slice leaf, const uint8_t *tag);
 /**
  * Lists the leaves [start, end), end clipped to store_audit_size(). Returns
  * 0, a back-end error or the callback's non-zero value.
  */
 MUST_CHECK int store_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb,
                                   void *ctx);
-/** Lists at most limit leaves whose owner tag is tag, from index start up, in order. */
+/**
+ * Lists at most limit leaves indexed under owner tag tag (by
+ * store_batch_audit_owners), from index start up, in order.
+ */
 MUST_CHECK int store_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
                                 size_t limit, store_audit_cb cb, void *ctx);
-/** Counts the leaves whose owner tag is tag. */
+/** Counts the leaves indexed under owner tag tag. */
 MUST_CHECK int store_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n);
 /**
  * Fills the hash of each of the n nodes (level and index set by the
@@ -365,6 +371,19 @@ MUST_CHECK int store_batch_audit_append(struct store_batch *b, struct slice leaf
  */
 MUST_CHECK int store_batch_audit_nodes(struct store_batch *b, const struct store_audit_node *nodes,
                                        size_t n);
+/** An entry of the owners' index: leaf index has owner tag tag. */
+struct store_audit_owner {
+    uint8_t tag[STORE_HASH_LEN];
+    uint64_t index;
+};
+/**
+ * Indexes n (1..STORE_AUDIT_NODES_MAX) leaves by owner tag, copied. The
+ * audit module does it when it integrates them, in large batches, so that
+ * an append costs one row in order rather than a write into a per-owner
+ * index. ERR_EXISTS if one is indexed already.
+ */
+MUST_CHECK int store_batch_audit_owners(struct store_batch *b, const struct store_audit_owner *v,
+                                        size_t n);
 /** After a successful commit: the index of the batch's first leaf (-1 if none). */
 int64_t store_batch_audit_index(const struct store_batch *b);
 

@@ -79,6 +79,7 @@ enum store_op_kind {
     /* version 3: the audit log */
     STORE_OP_AUDIT_APPEND,
     STORE_OP_AUDIT_NODES,
+    STORE_OP_AUDIT_OWNERS,
 };
 
 /*
@@ -154,6 +155,10 @@ struct store_op {
             struct store_audit_node *v; /* audit_nodes: owned */
             size_t n;
         } nodes;
+        struct {
+            struct store_audit_owner *v; /* audit_owners: owned */
+            size_t n;
+        } owners;
     } u;
 };
 

@@ -124,12 +124,13 @@ static const struct store_migration sq_migrations[] = {
          "CREATE INDEX consents_pending ON consents (purge_pending) WHERE purge_pending = 1;"
          "CREATE TABLE consent_log ("
          " account TEXT NOT NULL,"
+         " n BIGINT NOT NULL,"
          " service TEXT NOT NULL,"
          " generation BIGINT NOT NULL,"
          " granted INTEGER NOT NULL,"
          " at BIGINT NOT NULL,"
          " policy TEXT NOT NULL,"
-         " PRIMARY KEY (account, service, generation));"
+         " PRIMARY KEY (account, n));"
          "CREATE TABLE activity ("
          " account TEXT NOT NULL PRIMARY KEY,"
          " at BIGINT NOT NULL);"
@@ -141,6 +142,27 @@ static const struct store_migration sq_migrations[] = {
          "CREATE TABLE erasures ("
          " account TEXT NOT NULL PRIMARY KEY,"
          " at BIGINT NOT NULL);"},
+    /*
+     * The audit log (docs/internals/AUDIT.md): leaves numbered from 0, each
+     * with the owner's pseudonym as tag (NULL for the region's own
+     * entries); the tree's nodes of level 1 and up (a level-0 node is the
+     * hash of its leaf), keyed by id = index * 64 + level; and the owners'
+     * index, written when leaves are integrated. Not keyed by account: the
+     * log is the region's. INTEGER PRIMARY KEY is SQLite's rowid, so a leaf
+     * or a node costs one B-tree insert, in order (these are the hottest
+     * tables); a PostgreSQL back-end reads it as BIGINT PRIMARY KEY.
+     */
+    {30, "CREATE TABLE audit_leaves ("
+         " idx INTEGER PRIMARY KEY,"
+         " tag BLOB,"
+         " leaf BLOB NOT NULL);"
+         "CREATE TABLE audit_nodes ("
+         " id INTEGER PRIMARY KEY,"
+         " hash BLOB NOT NULL);"
+         "CREATE TABLE audit_owners ("
+         " tag BLOB NOT NULL,"
+         " idx BIGINT NOT NULL,"
+         " PRIMARY KEY (tag, idx));"},
 };
 
 /* Cached statements; each connection prepares one the first time it is used. */
@@ -165,6 +187,10 @@ enum sq_stmt {
     SQ_ACCOUNTS_IDLE,
     SQ_PURGES,
     SQ_ERASURES,
+    SQ_AUDIT_LEAVES,
+    SQ_AUDIT_FIND,
+    SQ_AUDIT_COUNT,
+    SQ_AUDIT_NODE_GET,
     /* writer */
     SQ_SYNC_NORMAL,
     SQ_SYNC_FULL,
@@ -209,6 +235,9 @@ enum sq_stmt {
     SQ_ERASURE_PUT,
     SQ_ERASURE_DONE,
     SQ_SESSIONS_EXPIRE,
+    SQ_AUDIT_APPEND,
+    SQ_AUDIT_NODE_PUT,
+    SQ_AUDIT_OWNER_PUT,
     SQ_NSTMT
 };
 
@@ -269,26 +298,44 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_CONSENTS] = "SELECT service, granted, at, policy, generation, purge_pending FROM consents"
                     " WHERE account = ?1 ORDER BY service",
     [SQ_CONSENT_LOG] = "SELECT service, granted, at, policy, generation FROM consent_log"
-                       " WHERE account = ?1 ORDER BY at, service, generation",
+                       " WHERE account = ?1 ORDER BY n",
     [SQ_CONSENTS_PENDING] = "SELECT account, service, granted, at, policy, generation,"
                             " purge_pending FROM consents WHERE purge_pending = 1 LIMIT ?1",
     [SQ_USAGE] = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
                  " WHERE account = ?1 AND service = ?2 AND deleted = 0",
-    [SQ_ACTIVITY_GET] = "SELECT coalesce((SELECT v.at FROM activity v WHERE v.account = a.account),"
-                        " a.created) FROM accounts a WHERE a.account = ?1",
-    [SQ_ACCOUNTS_IDLE] = "SELECT a.account, coalesce(v.at, a.created) AS last FROM accounts a"
-                         " LEFT JOIN activity v ON v.account = a.account"
-                         " WHERE coalesce(v.at, a.created) < ?1 ORDER BY last, a.account LIMIT ?2",
+    /* the later of the last activity and the creation (portable: no max/greatest) */
+    [SQ_ACTIVITY_GET] = "SELECT CASE WHEN v.at > a.created THEN v.at ELSE a.created END"
+                        " FROM accounts a LEFT JOIN activity v ON v.account = a.account"
+                        " WHERE a.account = ?1",
+    [SQ_ACCOUNTS_IDLE] = "SELECT a.account,"
+                         " CASE WHEN v.at > a.created THEN v.at ELSE a.created END AS last"
+                         " FROM accounts a LEFT JOIN activity v ON v.account = a.account"
+                         " WHERE a.created < ?1 AND (v.at IS NULL OR v.at < ?1)"
+                         " ORDER BY last, a.account LIMIT ?2",
     [SQ_PURGES] = "SELECT account, version FROM purges ORDER BY queued, account, version LIMIT ?1",
     [SQ_ERASURES] = "SELECT account, at FROM erasures ORDER BY at, account LIMIT ?1",
-    [SQ_CONSENT_UPSERT] = "INSERT INTO consents (account, service, granted, at, policy, generation,"
-                          " purge_pending) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)"
-                          " ON CONFLICT (account, service) DO UPDATE SET granted = excluded.granted,"
-                          " at = excluded.at, policy = excluded.policy,"
-                          " generation = consents.generation + 1,"
-                          " purge_pending = excluded.purge_pending",
-    [SQ_CONSENT_LOG_ADD] = "INSERT INTO consent_log (account, service, generation, granted, at,"
-                           " policy) SELECT account, service, generation, granted, at, policy"
+    [SQ_AUDIT_LEAVES] = "SELECT idx, leaf, tag FROM audit_leaves WHERE idx >= ?1 AND idx < ?2"
+                        " ORDER BY idx",
+    [SQ_AUDIT_FIND] = "SELECT l.idx, l.leaf, l.tag FROM audit_owners o"
+                      " JOIN audit_leaves l ON l.idx = o.idx"
+                      " WHERE o.tag = ?1 AND o.idx >= ?2 ORDER BY o.idx LIMIT ?3",
+    [SQ_AUDIT_COUNT] = "SELECT count(*) FROM audit_owners WHERE tag = ?1",
+    [SQ_AUDIT_NODE_GET] = "SELECT hash FROM audit_nodes WHERE id = ?1",
+    [SQ_AUDIT_APPEND] = "INSERT INTO audit_leaves (idx, tag, leaf) VALUES (?1, ?2, ?3)",
+    [SQ_AUDIT_NODE_PUT] = "INSERT INTO audit_nodes (id, hash) VALUES (?1, ?2)",
+    [SQ_AUDIT_OWNER_PUT] = "INSERT INTO audit_owners (tag, idx) VALUES (?1, ?2)",
+    [SQ_CONSENT_UPSERT] =
+        "INSERT INTO consents (account, service, granted, at, policy, generation,"
+        " purge_pending) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)"
+        " ON CONFLICT (account, service) DO UPDATE SET granted = excluded.granted,"
+        " at = excluded.at, policy = excluded.policy,"
+        " generation = consents.generation + 1,"
+        " purge_pending = excluded.purge_pending",
+    /* n: the account's changes in order, 1, 2, ... */
+    [SQ_CONSENT_LOG_ADD] = "INSERT INTO consent_log (account, n, service, generation, granted, at,"
+                           " policy) SELECT account,"
+                           " (SELECT coalesce(max(n), 0) + 1 FROM consent_log WHERE account = ?1),"
+                           " service, generation, granted, at, policy"
                            " FROM consents WHERE account = ?1 AND service = ?2",
     [SQ_CONSENT_PURGED] = "UPDATE consents SET purge_pending = 0"
                           " WHERE account = ?1 AND service = ?2 AND generation = ?3",
@@ -311,7 +358,9 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_ERASE_ACTIVITY] = "DELETE FROM activity WHERE account = ?1",
     [SQ_ERASE_RECORDS] = "DELETE FROM records WHERE account = ?1",
     [SQ_ERASE_ACCOUNT] = "DELETE FROM accounts WHERE account = ?1",
-    [SQ_ACTIVITY_PUT] = "INSERT INTO activity (account, at) VALUES (?1, ?2)"
+    /* only for an account that exists: an erased one leaves no trace here */
+    [SQ_ACTIVITY_PUT] = "INSERT INTO activity (account, at) SELECT ?1, ?2"
+                        " WHERE EXISTS (SELECT 1 FROM accounts WHERE account = ?1)"
                         " ON CONFLICT (account) DO UPDATE SET at = excluded.at"
                         " WHERE excluded.at > activity.at",
     [SQ_PURGE_DEQUEUE] = "DELETE FROM purges WHERE account = ?1 AND version = ?2",
@@ -1181,8 +1230,7 @@ sq_consent_row(sqlite3_stmt *st, int first, bool pending, struct store_consent *
 }
 
 static int
-sq_consent_get(struct store *s, const char *account, const char *service,
-               struct store_consent *out)
+sq_consent_get(struct store *s, const char *account, const char *service, struct store_consent *out)
 {
     struct sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1227,6 +1275,7 @@ sq_consent_rows(struct store *s, enum sq_stmt id, const char *account, size_t li
         rc = sq_step_one(c, st, sq_sql[id]);
         if (rc <= 0)
             break;
+        rc = 0;
         memset(&row, 0, sizeof(row));
         int col = 0;
         if (account)
@@ -1359,6 +1408,189 @@ sq_erasures(struct store *s, size_t limit, store_account_cb cb, void *ctx)
 {
     const int64_t b[1] = {sq_limit(limit)};
     return sq_pairs(s, SQ_ERASURES, b, 1, cb, ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The audit log                                                            */
+
+/* The row id of node (level, index): index * 64 + level; -1 if out of range. */
+static int64_t
+sq_node_id(uint32_t level, uint64_t index)
+{
+    if (level > 63 || index > (uint64_t)INT64_MAX / 64)
+        return -1;
+    return (int64_t)(index * 64 + level);
+}
+
+static int
+sq_audit_scan(struct store *s, uint64_t *size)
+{
+    int64_t n = 0;
+    int rc = sq_query_int(sq(s)->w.db, "SELECT coalesce(max(idx) + 1, 0) FROM audit_leaves", &n);
+    if (!rc && n < 0)
+        rc = ERR_CORRUPT;
+    *size = rc ? 0 : (uint64_t)n;
+    return rc;
+}
+
+/* Runs a leaf query (columns idx, leaf, tag) to its end, calling cb per row. */
+static int
+sq_audit_rows(struct sq_conn *c, sqlite3_stmt *st, store_audit_cb cb, void *ctx)
+{
+    int rc;
+    for (;;) {
+        rc = sq_step_one(c, st, "audit_leaves");
+        if (rc <= 0)
+            break;
+        const void *p = sqlite3_column_blob(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+        int64_t idx = sqlite3_column_int64(st, 0);
+        if (idx < 0 || (n && !p)) {
+            rc = idx < 0 ? ERR_CORRUPT : ERR_NOMEM;
+            break;
+        }
+        const uint8_t *tag = sqlite3_column_blob(st, 2);
+        if (tag && sqlite3_column_bytes(st, 2) != STORE_HASH_LEN) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        rc = cb(ctx, (uint64_t)idx, SLICE(p, n), tag);
+        if (rc)
+            break;
+    }
+    return rc;
+}
+
+static int
+sq_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (end > INT64_MAX)
+        end = INT64_MAX;
+    int rc = sq_read_begin(s, SQ_AUDIT_LEAVES, &c, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (int64_t)start);
+    sqlite3_bind_int64(st, 2, (int64_t)end);
+    rc = sq_audit_rows(c, st, cb, ctx);
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start, size_t limit,
+              store_audit_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (start > INT64_MAX)
+        return 0;
+    int rc = sq_read_begin(s, SQ_AUDIT_FIND, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_blob(st, 1, tag, STORE_HASH_LEN);
+    sqlite3_bind_int64(st, 2, (int64_t)start);
+    sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    rc = sq_audit_rows(c, st, cb, ctx);
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_AUDIT_COUNT, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_blob(st, 1, tag, STORE_HASH_LEN);
+    rc = sq_step_one(c, st, "audit_count");
+    if (rc == 1) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        *n = 0;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+/*
+ * Every node read with one borrowed connection and statement. No snapshot
+ * is needed: a node never changes once written.
+ */
+static int
+sq_audit_nodes_get(struct store *s, struct store_audit_node *nodes, size_t n)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_read_begin(s, SQ_AUDIT_NODE_GET, &c, &st);
+    if (rc)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        sqlite3_bind_int64(st, 1, sq_node_id(nodes[i].level, nodes[i].index));
+        rc = sq_step_one(c, st, "audit_node_get");
+        if (rc == 1) {
+            size_t len = 0;
+            rc = sq_col_blob(st, 0, nodes[i].hash, STORE_HASH_LEN, &len);
+            if (!rc && len != STORE_HASH_LEN)
+                rc = ERR_CORRUPT;
+        } else if (rc == 0) {
+            rc = ERR_NOT_FOUND;
+        }
+        sqlite3_reset(st);
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_apply_audit(struct sq_conn *w, const struct store_op *op)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (op->kind == STORE_OP_AUDIT_APPEND) {
+        if (op->u.audit.index > INT64_MAX)
+            return ERR_LIMIT;
+        if ((rc = sq_stmt(w, SQ_AUDIT_APPEND, &st)))
+            return rc;
+        sqlite3_bind_int64(st, 1, (int64_t)op->u.audit.index);
+        if (op->u.audit.has_tag)
+            sq_bind_blob(st, 2, op->u.audit.tag, STORE_HASH_LEN);
+        else
+            sqlite3_bind_null(st, 2);
+        sq_bind_blob(st, 3, op->u.audit.leaf, op->u.audit.len);
+        return sq_exec_bound(w, st, "audit_append");
+    }
+    if (op->kind == STORE_OP_AUDIT_OWNERS) {
+        if ((rc = sq_stmt(w, SQ_AUDIT_OWNER_PUT, &st)))
+            return rc;
+        for (size_t i = 0; i < op->u.owners.n; i++) {
+            const struct store_audit_owner *o = &op->u.owners.v[i];
+            if (o->index > INT64_MAX)
+                return ERR_LIMIT;
+            sq_bind_blob(st, 1, o->tag, STORE_HASH_LEN);
+            sqlite3_bind_int64(st, 2, (int64_t)o->index);
+            if ((rc = sq_exec_bound(w, st, "audit_owner_put")))
+                return rc;
+        }
+        return 0;
+    }
+    if ((rc = sq_stmt(w, SQ_AUDIT_NODE_PUT, &st)))
+        return rc;
+    for (size_t i = 0; i < op->u.nodes.n; i++) {
+        const struct store_audit_node *nd = &op->u.nodes.v[i];
+        int64_t id = sq_node_id(nd->level, nd->index);
+        if (id < 0)
+            return ERR_LIMIT;
+        sqlite3_bind_int64(st, 1, id);
+        sq_bind_blob(st, 2, nd->hash, STORE_HASH_LEN);
+        if ((rc = sq_exec_bound(w, st, "audit_node_put")))
+            return rc;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1626,8 +1858,7 @@ sq_objects_remove(struct sq_conn *w, const char *account, const char *service, i
     if (!rc)
         rc = sq_acct_exec(w, service ? SQ_SVC_QUEUE : SQ_ACCT_QUEUE, account, service, now, NULL);
     if (!rc)
-        rc = sq_acct_exec(w, service ? SQ_SVC_DELETE : SQ_ERASE_OBJECTS, account, service, 0,
-                          NULL);
+        rc = sq_acct_exec(w, service ? SQ_SVC_DELETE : SQ_ERASE_OBJECTS, account, service, 0, NULL);
     if (rc)
         return rc;
     eff->objects = -objects;
@@ -1804,6 +2035,10 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
     case STORE_OP_SESSIONS_EXPIRE:
     case STORE_OP_COMPACT:
         return sq_apply_v2(s, op, eff);
+    case STORE_OP_AUDIT_APPEND:
+    case STORE_OP_AUDIT_NODES:
+    case STORE_OP_AUDIT_OWNERS:
+        return sq_apply_audit(w, op);
     }
     BUG("unknown store op");
 }
@@ -1871,4 +2106,9 @@ const struct store_ops store_sqlite_ops = {
     .accounts_idle = sq_accounts_idle,
     .purges = sq_purges,
     .erasures = sq_erasures,
+    .audit_scan = sq_audit_scan,
+    .audit_leaves = sq_audit_leaves,
+    .audit_find = sq_audit_find,
+    .audit_count = sq_audit_count,
+    .audit_nodes_get = sq_audit_nodes_get,
 };

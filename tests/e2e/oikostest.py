@@ -159,6 +159,19 @@ class Server:
     def get(self, token, service, name):
         return self.request("GET", data_path(service, name), token=token)
 
+    def consent(self, token, *services, granted=True):
+        """Turns services on (or off) for the token's account; every
+        service is off for a new account, and no data is taken while off."""
+        for service in services:
+            if granted:
+                r = self.request("PUT", "/v1/me/consents/" + service, {"granted": True},
+                                 token=token)
+            else:
+                r = self.request("DELETE", "/v1/me/consents/" + service, token=token)
+            assert r.status == 200, r.body
+            assert r.json()["granted"] is granted
+        return r.json()
+
 
 def free_ports(n):
     """n distinct free TCP ports on 127.0.0.1 (free when asked)."""

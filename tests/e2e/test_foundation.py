@@ -53,6 +53,7 @@ def test_init_returns_shares_once(tmp_path):
 
 def test_seal_restart_and_unseal_with_other_shares(server, user):
     account, token = user
+    server.consent(token, "contacts")
     assert server.put(token, "contacts", "alice.vcf", b"BEGIN:VCARD").status == 201
 
     r = server.request("POST", "/v1/sys/seal")
@@ -95,6 +96,7 @@ def test_every_three_of_five_unseal(tmp_path):
         shares = s.init(5, 3)["shares"]
         account = s.signup()
         tok = s.login(account)
+        s.consent(tok, "settings")
         assert s.put(tok, "settings", "wifi", b"ssid=home").status == 201
         for subset in itertools.combinations(shares, 3):
             s.stop()
@@ -129,6 +131,7 @@ def test_foreign_share_is_refused(tmp_path):
 
 def test_objects_feed_and_delete(server, user):
     account, token = user
+    server.consent(token, "contacts", "photos")
     assert account.startswith("local-")
     r = server.put(token, "contacts", "a.vcf", b"one")
     assert r.status == 201
@@ -174,6 +177,7 @@ def test_objects_feed_and_delete(server, user):
 
     # another account sees nothing of it
     other = server.login(server.signup("SG"))
+    server.consent(other, "contacts")
     assert server.get(other, "contacts", "a.vcf").status == 404
     assert server.request("GET", "/v1/me/data/contacts", token=other).json()["items"] == []
 
@@ -186,6 +190,7 @@ def test_names_and_sizes_round_trip(tmp_path):
     try:
         s.init(1, 1)
         tok = s.login(s.signup())
+        s.consent(tok, "photos")
         rnd = random.Random(7)
         for size in (0, 1, 4095, 4096, 4097, 8192, 3 * 4096 + 17, 100000):
             data = bytes(rnd.getrandbits(8) for _ in range(size))
@@ -208,6 +213,7 @@ def test_sessions_logout_and_bad_tokens(tmp_path):
         s.init(1, 1)
         account = s.signup()
         tok = s.login(account)
+        s.consent(tok, "contacts")
         assert tok.startswith("local.")
         r = s.request("POST", "/v1/sessions", {"account": account, "password": "wrong password"})
         assert r.status == 401 and r.error_code() == "unauthorized"
@@ -227,6 +233,7 @@ def test_expired_token(tmp_path):
     s = Server(tmp_path, args=["--session-ttl", "60"]).start()
     share = s.init(1, 1)["shares"]
     tok = s.login(s.signup())
+    s.consent(tok, "contacts")
     assert s.request("GET", "/v1/me/data/contacts", token=tok).status == 200
     s.stop()
     s.env["OIKOS_TEST_CLOCK_OFFSET"] = "61"
@@ -260,6 +267,7 @@ def test_bad_input_gets_json_errors_and_stores_nothing(tmp_path):
     try:
         s.init(1, 1)
         tok = s.login(s.signup())
+        s.consent(tok, "photos")
 
         def objects():
             m = s.request("GET", "/metrics").body.decode()
@@ -310,6 +318,7 @@ def test_bad_input_gets_json_errors_and_stores_nothing(tmp_path):
 
 def test_metrics(server, user):
     account, token = user
+    server.consent(token, "contacts")
     server.put(token, "contacts", "m", b"12345")
     m = server.request("GET", "/metrics").body.decode()
     assert 'oikos_http_requests_total{route="data_put",status="201"} 1' in m
@@ -323,6 +332,7 @@ CANARIES = ["Zebulon Quartermain", "+919876543210", "490154203237518", "canary-i
 
 def test_canaries_never_reach_the_disk(server, user):
     account, token = user
+    server.consent(token, "contacts", "messages")
     for c in CANARIES:
         assert server.put(token, "contacts", "%s.vcf" % c,
                           ("BEGIN:VCARD\nFN:%s\nTEL:%s\nEND:VCARD" % (c, c)).encode()
@@ -346,6 +356,7 @@ def test_canaries_never_reach_the_disk(server, user):
 
 def test_sigterm_lets_a_request_in_flight_finish(server, user):
     account, token = user
+    server.consent(token, "photos")
     body = b"z" * 300000
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.sendall(("PUT /v1/me/data/photos/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
@@ -368,6 +379,8 @@ def test_sigterm_lets_a_request_in_flight_finish(server, user):
 
 def test_kill9_keeps_every_acknowledged_write(server):
     tokens = [server.login(server.signup()) for _ in range(4)]
+    for t in tokens:
+        server.consent(t, "messages")
     acked = {}
     lock = threading.Lock()
     stop = threading.Event()

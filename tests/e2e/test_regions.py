@@ -70,6 +70,7 @@ def test_foreign_regions_redirect_and_keep_no_trace(cloud):
     account = inr.signup("IN")
     token = inr.login(account)
     assert token.startswith("in.")
+    inr.consent(token, "contacts")
     vcard = ("BEGIN:VCARD\nFN:%s\nTEL:%s\nEND:VCARD\n" % (CONTACT, PHONE)).encode()
     assert inr.put(token, "contacts", CONTACT + ".vcf", vcard).status == 201
     assert inr.request("POST", "/v1/me/identifiers", {"type": "phone", "value": PHONE},
@@ -138,6 +139,7 @@ def test_identifiers_are_checked(cloud):
 def test_keys_are_per_region(cloud, tmp_path):
     inr, sg = cloud["in"], cloud["sg"]
     token = inr.login(inr.signup("IN"))
+    inr.consent(token, "settings")
     assert inr.put(token, "settings", "s", b"secret settings").status == 201
     # sg's shares cannot unseal in
     inr.stop()

@@ -1042,6 +1042,12 @@ h_store(const struct mock_req *q, struct mock_resp *r)
         resp_json(r, 401, "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad token\"}}");
         return;
     }
+    if (!strcmp(q->path, "/v1/me/consents")) {
+        resp_json(r, 200,
+                  "{\"consents\":[{\"service\":\"photos\",\"granted\":true},"
+                  "{\"service\":\"messages\",\"granted\":false}]}");
+        return;
+    }
     if (!strncmp(q->path, "/v1/me/data/messages", 20)) {
         resp_json(r, 403,
                   "{\"error\":{\"code\":\"consent_required\",\"message\":\"the service "
@@ -1211,12 +1217,22 @@ test_backup_restore_roundtrip(void **state)
     free(out);
     free(err);
 
-    /* a service without consent: the server's words, and the way out */
+    /* a service that is off: the client asks first and sends nothing of it */
+    int asked = m.requests;
     assert_int_equal(run_oikos(&out, &err, "backup", "messages", "rt-src/a.vcf", NULL),
                      CLI_EXIT_FAIL);
-    assert_non_null(strstr(err, "oikos: cannot back up 'rt-src/a.vcf': the service is off for "
+    assert_non_null(strstr(err, "oikos: 'messages' is off for this account: nothing was sent\n"));
+    assert_non_null(strstr(err, "hint: turn it on with 'oikos consent on messages'"));
+    assert_int_equal(m.requests, asked + 1);
+    assert_string_equal(m.last.method, "GET");
+    assert_string_equal(m.last.path, "/v1/me/consents");
+    free(out);
+    free(err);
+    /* and a read of it: the server's words, and the way out */
+    assert_int_equal(run_oikos(&out, &err, "ls", "messages", NULL), CLI_EXIT_FAIL);
+    assert_non_null(strstr(err, "oikos: cannot list 'messages': the service is off for "
                                 "this account (consent_required)\n"));
-    assert_non_null(strstr(err, "hint: nothing was stored"));
+    assert_non_null(strstr(err, "hint: the service is off for this account: nothing of it"));
     free(out);
     free(err);
 

@@ -264,7 +264,8 @@ test_vector_inclusion(void **state)
             continue;
         }
         if (rc)
-            print_error("refused a good proof: %s\n", json_string_value(json_object_get(c, "file")));
+            print_error("refused a good proof: %s\n",
+                        json_string_value(json_object_get(c, "file")));
         OK(rc);
         good++;
         /* Where the tree is one of the published leaf sets, we make the same proof. */
@@ -320,7 +321,8 @@ test_vector_consistency(void **state)
             continue;
         }
         if (rc)
-            print_error("refused a good proof: %s\n", json_string_value(json_object_get(c, "file")));
+            print_error("refused a good proof: %s\n",
+                        json_string_value(json_object_get(c, "file")));
         OK(rc);
         good++;
         struct tree t;
@@ -469,8 +471,7 @@ test_all_consistency_proofs(void **state)
         struct merkle_hash proof[MERKLE_MAX_PROOF];
         size_t n;
         assert_int_equal(merkle_consistency_proof(proof, &n, tree_node, &t, 0, n2), ERR_INVAL);
-        assert_int_equal(merkle_consistency_proof(proof, &n, tree_node, &t, n2 + 1, n2),
-                         ERR_INVAL);
+        assert_int_equal(merkle_consistency_proof(proof, &n, tree_node, &t, n2 + 1, n2), ERR_INVAL);
     }
     free(t.leaf);
 }
@@ -524,14 +525,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_primitives),
-        cmocka_unit_test(test_vector_roots),
-        cmocka_unit_test(test_vector_inclusion),
-        cmocka_unit_test(test_vector_consistency),
-        cmocka_unit_test(test_frontier_nodes),
-        cmocka_unit_test(test_all_inclusion_proofs),
-        cmocka_unit_test(test_all_consistency_proofs),
-        cmocka_unit_test(test_range_rules),
+        cmocka_unit_test(test_hash_primitives),        cmocka_unit_test(test_vector_roots),
+        cmocka_unit_test(test_vector_inclusion),       cmocka_unit_test(test_vector_consistency),
+        cmocka_unit_test(test_frontier_nodes),         cmocka_unit_test(test_all_inclusion_proofs),
+        cmocka_unit_test(test_all_consistency_proofs), cmocka_unit_test(test_range_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
