@@ -457,12 +457,15 @@ on_start(void *ud, const char *name, const char **atts)
             break;
         case E_MULTIGET:
             rq->kind = DAV_BODY_MULTIGET;
+            rq->mode = DAV_PROPS_LIST; /* a report gives what its DAV:prop asks */
             break;
         case E_QUERY:
             rq->kind = DAV_BODY_QUERY;
+            rq->mode = DAV_PROPS_LIST;
             break;
         case E_SYNC_COLLECTION:
             rq->kind = DAV_BODY_SYNC;
+            rq->mode = DAV_PROPS_LIST;
             break;
         case E_MKCOL:
             rq->kind = DAV_BODY_MKCOL;
@@ -492,8 +495,7 @@ on_start(void *ud, const char *name, const char **atts)
         return;
     }
     if (props_root && x->depth == 2 && el == E_PROP) {
-        if (root == E_PROPFIND)
-            rq->mode = DAV_PROPS_LIST;
+        rq->mode = DAV_PROPS_LIST;
         return;
     }
     switch (root) {
