@@ -860,6 +860,11 @@ def report(res, path):
     print("\n".join(table(res["figures"])))
     print()
     print("\n".join(details(res, path)))
+    busy = res["machine"]["busy_cores_before"]
+    if busy > 0.2:
+        print("WARNING: the machine was busy (%.1f cores) when the run started: other work "
+              "shares the CPUs and the disk, and the baselines (fsync latency, dd) may be "
+              "off by several times; run again on a quiet machine" % busy)
 
 
 if __name__ == "__main__":

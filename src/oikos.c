@@ -12,9 +12,9 @@
 #include "cli/cli.h"
 
 static const struct cli_cmd *const commands[] = {
-    &cli_cmd_signup, &cli_cmd_login,    &cli_cmd_logout, &cli_cmd_backup, &cli_cmd_restore,
-    &cli_cmd_ls,     &cli_cmd_operator, &cli_cmd_dev,    &cli_cmd_audit,  &cli_cmd_consent,
-    &cli_cmd_report, &cli_cmd_export,   &cli_cmd_erase,
+    &cli_cmd_signup, &cli_cmd_login,    &cli_cmd_logout, &cli_cmd_backup,  &cli_cmd_restore,
+    &cli_cmd_ls,     &cli_cmd_operator, &cli_cmd_dev,    &cli_cmd_audit,   &cli_cmd_consent,
+    &cli_cmd_report, &cli_cmd_export,   &cli_cmd_erase,  &cli_cmd_migrate,
 };
 
 static const struct cli_cmd *

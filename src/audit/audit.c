@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 
 #include "audit/audit.h"
 #include "base/log.h"
@@ -42,6 +43,15 @@
 #define AUDIT_CACHE_STRIPES 64
 #define AUDIT_PLAN_MAX 256 /* distinct nodes one proof may read */
 #define AUDIT_IDLE_WAKE_S 1
+/*
+ * Under load the thread integrates at most one round per AUDIT_PACE_MS:
+ * each round rewrites one page of the owners' index per account in it, and
+ * larger rounds share those pages (and their WAL writes, which every durable
+ * commit waits to sync). A round of fewer than AUDIT_PACE_MIN leaves is
+ * light load: the next one may follow at once.
+ */
+#define AUDIT_PACE_MS 1000
+#define AUDIT_PACE_MIN 256
 
 struct cache_slot {
     bool used;
@@ -162,6 +172,12 @@ audit_object_hash(struct audit *a, uint8_t out[AUDIT_HASH_LEN], struct slice id)
     return rc;
 }
 
+void
+audit_b64(char out[AUDIT_B64_LEN], const uint8_t *h)
+{
+    sodium_bin2base64(out, AUDIT_B64_LEN, h, AUDIT_HASH_LEN, sodium_base64_VARIANT_ORIGINAL);
+}
+
 /* A word an entry may hold as it is: 1..32 of [a-z0-9._]. */
 static bool
 word_ok(const char *s)
@@ -182,15 +198,15 @@ static int
 leaf_build(struct audit *a, char *out, size_t cap, size_t *len, const struct audit_event *ev,
            const uint8_t *pseudonym)
 {
-    char acct[2 * AUDIT_HASH_LEN + 1] = "", obj[2 * AUDIT_HASH_LEN + 1] = "";
+    char acct[AUDIT_B64_LEN] = "", obj[AUDIT_B64_LEN] = "";
     const char *result = ev->result ? err_code(ev->result) : "ok";
     if ((unsigned)ev->actor >= ARRAY_SIZE(actor_names) || !ev->action || !word_ok(ev->action) ||
         (ev->service && !word_ok(ev->service)) || !word_ok(result) || !word_ok(a->region))
         return ERR_INVAL;
     if (pseudonym)
-        hex_encode(acct, pseudonym, AUDIT_HASH_LEN);
+        audit_b64(acct, pseudonym);
     if (ev->object)
-        hex_encode(obj, ev->object, AUDIT_HASH_LEN);
+        audit_b64(obj, ev->object);
     int n = snprintf(out, cap,
                      "{\"v\":1,\"time\":%" PRId64 ",\"region\":\"%s\",\"actor\":\"%s\","
                      "\"action\":\"%s\",\"account\":\"%s\",\"service\":\"%s\",\"object\":\"%s\","
@@ -779,12 +795,29 @@ integrator(void *arg)
         }
         a->kicked = false;
         pthread_mutex_unlock(&a->mu);
+        uint64_t done = 0, t0 = clock_mono_ns();
         if (!kr_sealed(a->kr) && store_audit_size(a->s) > 0) {
             pthread_mutex_lock(&a->integ_mu);
+            uint64_t before = a->fr.size;
             (void)integrate_locked(a);
+            done = a->fr.size - before;
             pthread_mutex_unlock(&a->integ_mu);
         }
         pthread_mutex_lock(&a->mu);
+        if (done >= AUDIT_PACE_MIN && !a->closing) {
+            uint64_t spent_ms = (clock_mono_ns() - t0) / 1000000;
+            if (spent_ms < AUDIT_PACE_MS) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                uint64_t ns = (uint64_t)until.tv_nsec + (AUDIT_PACE_MS - spent_ms) * 1000000;
+                until.tv_sec += (time_t)(ns / 1000000000);
+                until.tv_nsec = (long)(ns % 1000000000);
+                /* a kick does not cut this short; closing does */
+                while (!a->closing && pthread_cond_timedwait(&a->wake, &a->mu, &until) != ETIMEDOUT)
+                    ;
+                a->kicked = true; /* whatever came meanwhile */
+            }
+        }
     }
     pthread_mutex_unlock(&a->mu);
     return NULL;

@@ -8,7 +8,7 @@
  * An entry is one leaf: canonical compact JSON with a fixed key order,
  *
  *   {"v":1,"time":T,"region":"in","actor":"user","action":"data.read",
- *    "account":"<hex pseudonym>","service":"contacts","object":"<hex>",
+ *    "account":"<base64 pseudonym>","service":"contacts","object":"<base64>",
  *    "result":"ok"}
  *
  * holding no identifier in clear: the account is a keyed hash of its id
@@ -43,6 +43,10 @@ struct kr;
 
 #define AUDIT_HASH_LEN 32
 #define AUDIT_PAGE_MAX 1000 /* entries in one answer */
+#define AUDIT_B64_LEN 45    /* a hash in standard base64, NUL included */
+
+/** Writes h (AUDIT_HASH_LEN bytes) in standard base64 into out, as entries show it. */
+void audit_b64(char out[AUDIT_B64_LEN], const uint8_t *h);
 
 enum audit_actor {
     AUDIT_USER,     /* the account's owner, with their credentials */

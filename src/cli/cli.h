@@ -54,6 +54,7 @@ extern const struct cli_cmd cli_cmd_consent;
 extern const struct cli_cmd cli_cmd_report;
 extern const struct cli_cmd cli_cmd_export;
 extern const struct cli_cmd cli_cmd_erase;
+extern const struct cli_cmd cli_cmd_migrate;
 
 /* ---- help and errors ---------------------------------------------------- */
 

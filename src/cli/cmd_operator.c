@@ -389,6 +389,9 @@ op_status_run(int argc, char **argv)
         printf("version      %s\n", version ? version : "?");
         printf("initialized  %s\n", yes_no(json_object_get(r.json, "initialized")));
         printf("sealed       %s\n", yes_no(json_object_get(r.json, "sealed")));
+        const char *pk = json_string_value(json_object_get(r.json, "peer_key"));
+        if (pk) /* what the other regions pin: peer_key in the cluster file */
+            printf("peer_key     %s\n", pk);
     }
     rc = CLI_EXIT_OK;
 out:

@@ -4,6 +4,8 @@
  * (wrapping account keys), pwhash (Argon2id) and the store. The login
  * limiter is a fixed-size in-memory table under a mutex, indexed by a keyed
  * hash of the account id, so its memory is bounded whatever the traffic.
+ * So is the cache of verified HTTP Basic credentials (acct_login_basic):
+ * keyed hashes only, in locked memory, forgotten on log-out and seal.
  */
 #include "base/common.h"
 
@@ -293,6 +295,8 @@ acct_logout(struct region *r, const char *token)
                        &(struct trail){AUDIT_USER, "session.delete", se.account, NULL, NULL, 0});
     if (!rc)
         rc = trail_commit(r, b, true);
+    if (!rc) /* logging out also forgets the CardDAV password */
+        acct_basic_forget(se.account);
     store_batch_free(b);
     return rc;
 }
@@ -309,4 +313,175 @@ acct_key(struct region *r, const char *account, struct key32 *key)
     rc = kr_unwrap(region_keyring(r), key, SLICE_STR(aad), SLICE(a.wrapped_key, a.wrapped_len));
     secret_wipe(&a, sizeof(a));
     return rc;
+}
+
+/* HTTP Basic credentials ---------------------------------------------------- */
+
+/*
+ * A set-associative cache: BASIC_SETS sets of BASIC_WAYS slots, the set
+ * chosen by the account's tag, so that its memory is fixed and an
+ * account's entries are found (and forgotten) without a scan. It lives in
+ * sodium_malloc'd memory with its key; nothing in it is a password.
+ */
+#define BASIC_SETS 512
+#define BASIC_WAYS 4
+
+struct basic_slot {
+    uint8_t acct[16]; /* keyed hash of the account id */
+    uint8_t cred[32]; /* keyed hash of id, stored password hash and password */
+    int64_t expires;
+};
+
+struct basic_cache {
+    uint8_t key[crypto_generichash_KEYBYTES];
+    struct basic_slot slots[BASIC_SETS][BASIC_WAYS];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_once_t once;
+    struct basic_cache *c;
+} basic = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_ONCE_INIT, NULL};
+
+static void
+basic_setup(void)
+{
+    basic.c = secret_alloc(sizeof(*basic.c));
+    if (basic.c)
+        randombytes_buf(basic.c->key, sizeof(basic.c->key));
+}
+
+/* The account's tag and set; under basic.mu. */
+static struct basic_slot *
+basic_set(const char *id, uint8_t tag[16])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, basic.c->key, sizeof(basic.c->key), 16);
+    crypto_generichash_update(&st, (const uint8_t *)"acct", 5);
+    crypto_generichash_update(&st, (const uint8_t *)id, strlen(id));
+    crypto_generichash_final(&st, tag, 16);
+    uint32_t h = (uint32_t)tag[0] | (uint32_t)tag[1] << 8 | (uint32_t)tag[2] << 16;
+    return basic.c->slots[h % BASIC_SETS];
+}
+
+/* Under basic.mu. */
+static void
+basic_cred(uint8_t out[32], const char *id, const char *pwhash, const char *password, size_t pwlen)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, basic.c->key, sizeof(basic.c->key), 32);
+    crypto_generichash_update(&st, (const uint8_t *)"cred", 5);
+    crypto_generichash_update(&st, (const uint8_t *)id, strlen(id) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)pwhash, strlen(pwhash) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)password, pwlen);
+    crypto_generichash_final(&st, out, 32);
+    secret_wipe(&st, sizeof(st));
+}
+
+/* True if (id, password) was verified against pwhash recently. */
+static bool
+basic_hit(const char *id, const char *pwhash, const char *password, size_t pwlen)
+{
+    uint8_t tag[16], cred[32];
+    bool hit = false;
+    int64_t now = clock_now();
+    pthread_once(&basic.once, basic_setup);
+    pthread_mutex_lock(&basic.mu);
+    if (basic.c) {
+        struct basic_slot *set = basic_set(id, tag);
+        basic_cred(cred, id, pwhash, password, pwlen);
+        for (int i = 0; i < BASIC_WAYS && !hit; i++)
+            hit = set[i].expires > now && !sodium_memcmp(set[i].acct, tag, 16) &&
+                  !sodium_memcmp(set[i].cred, cred, 32);
+    }
+    pthread_mutex_unlock(&basic.mu);
+    secret_wipe(cred, sizeof(cred));
+    return hit;
+}
+
+static void
+basic_remember(const char *id, const char *pwhash, const char *password, size_t pwlen)
+{
+    uint8_t tag[16];
+    int64_t now = clock_now();
+    pthread_once(&basic.once, basic_setup);
+    pthread_mutex_lock(&basic.mu);
+    if (basic.c) {
+        struct basic_slot *set = basic_set(id, tag), *victim = &set[0];
+        for (int i = 0; i < BASIC_WAYS; i++) {
+            if (set[i].expires <= now || !sodium_memcmp(set[i].acct, tag, 16)) {
+                victim = &set[i]; /* a free slot, or this account's old one */
+                break;
+            }
+            if (set[i].expires < victim->expires)
+                victim = &set[i];
+        }
+        memcpy(victim->acct, tag, 16);
+        basic_cred(victim->cred, id, pwhash, password, pwlen);
+        victim->expires = now + ACCT_BASIC_TTL;
+    }
+    pthread_mutex_unlock(&basic.mu);
+}
+
+void
+acct_basic_forget(const char *account)
+{
+    uint8_t tag[16];
+    pthread_once(&basic.once, basic_setup);
+    pthread_mutex_lock(&basic.mu);
+    if (basic.c && !account) {
+        secret_wipe(basic.c->slots, sizeof(basic.c->slots));
+        randombytes_buf(basic.c->key, sizeof(basic.c->key));
+    } else if (basic.c) {
+        struct basic_slot *set = basic_set(account, tag);
+        for (int i = 0; i < BASIC_WAYS; i++)
+            if (!sodium_memcmp(set[i].acct, tag, 16))
+                secret_wipe(&set[i], sizeof(set[i]));
+    }
+    pthread_mutex_unlock(&basic.mu);
+}
+
+int
+acct_login_basic(struct region *r, const char *id, const char *password, size_t pwlen,
+                 int64_t *retry_after)
+{
+    const struct config *cfg = region_config(r);
+    struct store_account a;
+    *retry_after = 0;
+    if (region_sealed(r))
+        return ERR_SEALED;
+    if (!acct_id_valid(id) || pwlen > ACCT_PASSWORD_MAX)
+        return ERR_UNAUTHORIZED;
+    int64_t wait = limiter_wait(id);
+    if (wait > 0) {
+        *retry_after = wait;
+        return ERR_RATE_LIMITED;
+    }
+    int rc = store_account_get(region_store(r), id, &a);
+    if (rc == ERR_NOT_FOUND) {
+        const char *dummy = dummy_hash(cfg);
+        if (dummy) {
+            int same_work = pwhash_check(dummy, password, pwlen);
+            (void)same_work;
+        }
+        limiter_record(cfg, id, false);
+        return ERR_UNAUTHORIZED;
+    }
+    if (rc)
+        return rc;
+    if (basic_hit(id, a.pwhash, password, pwlen)) {
+        secret_wipe(&a, sizeof(a));
+        return 0;
+    }
+    rc = pwhash_check(a.pwhash, password, pwlen);
+    limiter_record(cfg, id, rc == 0);
+    if (!rc)
+        basic_remember(id, a.pwhash, password, pwlen);
+    secret_wipe(&a, sizeof(a));
+    if (rc) {
+        trail_refused(r,
+                      &(struct trail){AUDIT_USER, "login.basic", id, NULL, NULL, ERR_UNAUTHORIZED});
+        return ERR_UNAUTHORIZED;
+    }
+    return 0;
 }

@@ -46,4 +46,24 @@ MUST_CHECK int acct_key(struct region *r, const char *account, struct key32 *key
 /** True if id has the shape of an account id (any region). */
 bool acct_id_valid(const char *id);
 
+#define ACCT_BASIC_TTL 300 /* seconds a verified Basic credential is remembered */
+
+/**
+ * Checks an account's password for HTTP Basic (CardDAV: phones send it with
+ * every request), opening no session. A password verified in the last
+ * ACCT_BASIC_TTL seconds is recognised from a bounded in-memory cache that
+ * holds only keyed hashes (a random per-process key, in locked memory) of
+ * the account id, the password and the stored password hash: no Argon2id
+ * then, and a changed password or an erased account misses at once. Errors
+ * as acct_login (ERR_UNAUTHORIZED, ERR_RATE_LIMITED with *retry_after,
+ * ERR_SEALED).
+ */
+MUST_CHECK int acct_login_basic(struct region *r, const char *id, const char *password,
+                                size_t pwlen, int64_t *retry_after);
+/**
+ * Forgets the remembered Basic credentials of an account (log-out, password
+ * change, erasure), or of every account if account is NULL (seal).
+ */
+void acct_basic_forget(const char *account);
+
 #endif

@@ -37,6 +37,7 @@ struct obj_put {
     uint32_t staged; /* chunks committed so far */
     uint64_t epoch;  /* consent epoch when the key was taken (consent_fence_*) */
     bool finished;
+    bool key_borrowed; /* the key is an obj_view's (obj_view_put) */
 };
 
 struct obj_get {
@@ -394,7 +395,8 @@ obj_put_free(struct obj_put *p)
             log_warn("event=upload_cleanup_failed err=\"%s\"", err_str(rc));
         store_batch_free(b);
     }
-    key32_free(p->key);
+    if (!p->key_borrowed)
+        key32_free(p->key);
     if (p->pending) {
         secret_wipe(p->pending, p->pending_len);
         free(p->pending);
@@ -631,11 +633,13 @@ struct obj_view {
     struct region *r;
     char account[STORE_ID_MAX];
     char service[STORE_SERVICE_MAX];
-    struct key32 *key;           /* the service key */
-    struct key32 *mac;           /* derived from it, for obj_view_mac */
-    struct buf aad, sealed;      /* scratch */
+    struct key32 *keys;             /* one locked block: the service key, and the MAC key */
+    struct key32 *key;              /* &keys[0] */
+    struct key32 *mac;              /* &keys[1], derived from the service key */
+    uint64_t epoch;                 /* consent epoch when the key was taken (obj_view_put) */
+    struct buf aad, sealed;         /* scratch */
     const struct store_object *cur; /* the row obj_view_feed is listing */
-    bool listed, read;           /* audit entries recorded */
+    bool listed, read;              /* audit entries recorded */
     bool last_known;
     int64_t last;
     uint8_t name[OBJ_NAME_MAX + 1];
@@ -659,10 +663,12 @@ obj_view_open(struct obj_view **out, struct region *r, const char *account, cons
     memcpy(v->service, service, strlen(service) + 1);
     buf_init(&v->aad, 256);
     buf_init(&v->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
-    v->key = key32_new();
-    v->mac = key32_new();
-    if (!v->key || !v->mac)
+    v->keys = secret_alloc(2 * sizeof(*v->keys));
+    if (!v->keys)
         goto out;
+    v->key = &v->keys[0];
+    v->mac = &v->keys[1];
+    v->epoch = consent_epoch(); /* before the key, as obj_put_begin */
     rc = svc_key(r, account, service, SVC_READ, v->key);
     if (rc == ERR_CONSENT)
         trail_refused(r, &(struct trail){AUDIT_USER, "data.read", account, service, NULL, rc});
@@ -684,8 +690,7 @@ obj_view_free(struct obj_view *v)
 {
     if (!v)
         return;
-    key32_free(v->key);
-    key32_free(v->mac);
+    secret_free(v->keys);
     buf_release(&v->aad);
     buf_release(&v->sealed);
     secret_wipe(v->name, sizeof(v->name));
@@ -698,8 +703,8 @@ view_record(struct obj_view *v, const char *action, bool *done)
 {
     if (*done)
         return 0;
-    int rc = trail_record(v->r, &(struct trail){AUDIT_USER, action, v->account, v->service, NULL, 0},
-                          true);
+    int rc = trail_record(
+        v->r, &(struct trail){AUDIT_USER, action, v->account, v->service, NULL, 0}, true);
     if (!rc)
         *done = true;
     return rc;
@@ -803,9 +808,8 @@ view_row(void *vctx, const struct store_object *o)
     if (o->name_sealed_len < 1)
         return ERR_CORRUPT;
     obj_aad(&v->aad, "name", o);
-    int rc = aead_open((enum aead_cipher)o->name_sealed[0], v->name, sizeof(v->name), &n,
-                       v->key->b, buf_slice(&v->aad),
-                       SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    int rc = aead_open((enum aead_cipher)o->name_sealed[0], v->name, sizeof(v->name), &n, v->key->b,
+                       buf_slice(&v->aad), SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
     if (rc)
         return rc;
     it.name = (const char *)v->name;
@@ -831,8 +835,7 @@ obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb, v
     *more = false;
     int rc = view_record(v, "data.list", &v->listed);
     if (!rc)
-        rc = store_feed(region_store(v->r), v->account, v->service, since, limit + 1, view_row,
-                        &f);
+        rc = store_feed(region_store(v->r), v->account, v->service, since, limit + 1, view_row, &f);
     if (rc == 1 && f.more)
         rc = 0;
     *last = f.last; /* also when cb stopped the listing: where to resume */
@@ -992,18 +995,71 @@ obj_view_delete(struct obj_view *v, const struct slice *names, size_t n, obj_bat
     int64_t now = clock_now();
     int rc = store_batch_new(&b);
     for (size_t i = 0; !rc && i < n; i++) {
-        rc = obj_ident(v->r, &o, v->account, v->service, (const char *)names[i].p,
-                       names[i].len);
+        rc = obj_ident(v->r, &o, v->account, v->service, (const char *)names[i].p, names[i].len);
         if (!rc)
             rc = store_batch_object_delete(b, v->account, v->service, o.name_hash, now);
         if (!rc)
-            rc = trail_add(v->r, b, &(struct trail){AUDIT_USER, "data.delete", v->account,
-                                                     v->service, o.name_hash, 0});
+            rc = trail_add(
+                v->r, b,
+                &(struct trail){AUDIT_USER, "data.delete", v->account, v->service, o.name_hash, 0});
     }
     if (!rc && ops)
         rc = ops(ctx, b);
     if (!rc)
         rc = trail_commit(v->r, b, true);
     store_batch_free(b);
+    return rc;
+}
+
+int
+obj_view_put(struct obj_view *v, const char *name, size_t namelen, struct slice data,
+             obj_batch_cb ops, void *ctx, struct obj_info *info)
+{
+    const struct config *cfg = region_config(v->r);
+    struct obj_put *p = calloc(1, sizeof(*p));
+    struct buf aad;
+    int rc = ERR_NOMEM;
+    buf_init(&aad, 256);
+    if (!p)
+        goto out;
+    p->r = v->r;
+    p->key = v->key;
+    p->key_borrowed = true;
+    p->epoch = v->epoch;
+    p->limit = cfg->max_object_bytes;
+    p->announced = data.len;
+    p->cipher = aead_default();
+    p->chunk = (size_t)cfg->chunk_bytes;
+    if (data.len > p->limit) {
+        rc = ERR_TOO_LARGE;
+        goto out;
+    }
+    rc = obj_ident(v->r, &p->o, v->account, v->service, name, namelen);
+    if (rc)
+        goto out;
+    if (data.len < p->chunk)
+        p->chunk = data.len ? data.len : 1;
+    rc = ERR_NOMEM;
+    p->pending = malloc(p->chunk);
+    p->sealed = malloc(p->chunk + AEAD_MAX_OVERHEAD + 1);
+    if (!p->pending || !p->sealed)
+        goto out;
+    do {
+        randombytes_buf(&p->o.version, sizeof(p->o.version));
+        p->o.version &= INT64_MAX;
+    } while (p->o.version == 0);
+    p->o.cipher = (int32_t)p->cipher;
+    p->o.name_sealed[0] = (uint8_t)p->cipher;
+    obj_aad(&aad, "name", &p->o);
+    rc = aead_seal(p->cipher, p->o.name_sealed + 1, sizeof(p->o.name_sealed) - 1,
+                   &p->o.name_sealed_len, p->key->b, buf_slice(&aad), SLICE(name, namelen));
+    p->o.name_sealed_len += 1;
+    if (!rc)
+        rc = obj_put_write(p, data.p, data.len);
+    if (!rc)
+        rc = obj_put_finish_ops(p, info, ops, ctx);
+out:
+    buf_release(&aad);
+    obj_put_free(p);
     return rc;
 }

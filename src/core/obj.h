@@ -168,6 +168,14 @@ MUST_CHECK int obj_view_seal(struct obj_view *v, struct buf *out, const char *la
 MUST_CHECK int obj_view_unseal(struct obj_view *v, struct buf *out, const char *label,
                                struct slice sealed);
 /**
+ * Writes a whole object from memory with the view's key, and whatever ops
+ * adds to its batch, in one durable transaction: obj_put_begin, _write and
+ * _finish_ops without fetching the service key again. A revocation since the
+ * view opened fails it with ERR_CONSENT, as for any upload.
+ */
+MUST_CHECK int obj_view_put(struct obj_view *v, const char *name, size_t namelen, struct slice data,
+                            obj_batch_cb ops, void *ctx, struct obj_info *info);
+/**
  * Deletes the live objects names[0..n) (tombstones stay in the feed) and
  * whatever ops adds, in one durable transaction. ERR_NOT_FOUND (nothing
  * deleted) if one of them is not there.

@@ -15,6 +15,7 @@
 #include "audit/audit.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "core/acct.h"
 #include "core/cluster.h"
 #include "core/region.h"
 #include "crypto/kr.h"
@@ -219,6 +220,21 @@ region_locate(struct region *r, const char *name, char url[REGION_URL_MAX])
 }
 
 int
+region_peer(struct region *r, const char *name, char url[REGION_URL_MAX], uint8_t pk[32])
+{
+    int rc = ERR_NOT_FOUND;
+    pthread_mutex_lock(&r->cluster_mu);
+    const struct cluster_region *cr = cluster_find(r->cluster, name);
+    if (cr) {
+        snprintf(url, REGION_URL_MAX, "%s", cr->url);
+        memcpy(pk, cr->peer_key, 32);
+        rc = cr->has_peer_key ? 0 : ERR_UNAUTHORIZED;
+    }
+    pthread_mutex_unlock(&r->cluster_mu);
+    return rc;
+}
+
+int
 region_route(struct region *r, const char *s, char sep, char name[REGION_NAME_MAX],
              char url[REGION_URL_MAX])
 {
@@ -342,6 +358,7 @@ region_seal(struct region *r)
             log_err("event=seal_audit_failed err=\"%s\" action=\"sealed anyway\"", err_str(rc));
     }
     kr_seal(r->kr);
+    acct_basic_forget(NULL); /* no credential outlives the key */
     log_info("event=sealed");
 }
 

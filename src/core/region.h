@@ -91,6 +91,13 @@ MUST_CHECK int region_home(struct region *r, const char *cc, char name[REGION_NA
  */
 MUST_CHECK int region_locate(struct region *r, const char *name, char url[REGION_URL_MAX]);
 /**
+ * The base URL and pinned peer public key (32 bytes) of the region called
+ * name: 0, ERR_NOT_FOUND if the cluster does not name it, ERR_UNAUTHORIZED
+ * if it pins no peer_key for it.
+ */
+MUST_CHECK int region_peer(struct region *r, const char *name, char url[REGION_URL_MAX],
+                           uint8_t pk[32]);
+/**
  * The region a routed string belongs to: what precedes its first sep
  * ("in" of "in-abc" or "in.xyz"). 0 if it names this region, otherwise
  * ERR_WRONG_REGION with name and url set, or ERR_NOT_FOUND for a region

@@ -129,7 +129,7 @@ carddav_path_parse(struct carddav_path *p, const char *path)
         p->kind = CARDDAV_BOOK;
         return 0;
     }
-    if (slash || !name_ok(seg[3], len[3], CARDDAV_RES_MAX))
+    if (n > 4 || slash || !name_ok(seg[3], len[3], CARDDAV_RES_MAX))
         return ERR_NOT_FOUND; /* no collections inside a book */
     memcpy(p->res, seg[3], len[3]);
     p->res[len[3]] = 0;
@@ -281,10 +281,9 @@ own(struct carddav *c, const struct carddav_path *p)
 
 /* Keyed hashes of the index: "<what>\0<book>\0<name>" under the view's key. */
 static int
-index_key(struct carddav *c, uint8_t out[32], const char *what, const char *book,
-          struct slice name)
+index_key(struct carddav *c, uint8_t out[32], const char *what, const char *book, struct slice name)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     int rc = view(c, &v);
     buf_reset(&c->tmp);
     if (!rc)
@@ -352,7 +351,7 @@ book_key(struct carddav *c, const char *name, uint8_t key[32])
 static int
 book_get(struct carddav *c, const char *name, struct book *b)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     uint8_t key[32];
     if (!strcmp(name, CARDDAV_DEFAULT_BOOK)) {
         book_default(b);
@@ -401,7 +400,7 @@ book_row(void *ctx, struct slice key, struct slice val)
 static int
 book_list(struct carddav *c, struct book **out, size_t *n)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct book_list l = {.c = c};
     *out = NULL;
     *n = 0;
@@ -430,7 +429,7 @@ static int
 token_kid(struct carddav *c, char kid[9])
 {
     uint8_t h[32];
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     int rc = view(c, &v);
     if (!rc)
         rc = obj_view_mac(v, h, SLICE_STR("sync-token"));
@@ -453,7 +452,7 @@ token_make(struct carddav *c, char out[64], int64_t seq)
 static int
 token_now(struct carddav *c, char out[64])
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     int64_t seq = 0;
     int rc = view(c, &v);
     if (!rc)
@@ -466,7 +465,7 @@ static int
 token_parse(struct carddav *c, const char *token, int64_t *since)
 {
     char kid[9];
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     uint64_t seq = 0;
     int64_t last = 0;
     size_t pl = strlen(TOKEN_PREFIX);
@@ -514,8 +513,7 @@ index_apply(void *ctx, struct store_batch *b)
     if (!rc && o->uid_put)
         rc = store_batch_rec_put(b, o->account, KIND_UID, SLICE(o->ukey, 32), o->uid_val);
     if (!rc && o->res_put)
-        rc = store_batch_rec_put(b, o->account, KIND_RES, SLICE(o->rkey, 32),
-                                 SLICE(o->ukey, 32));
+        rc = store_batch_rec_put(b, o->account, KIND_RES, SLICE(o->rkey, 32), SLICE(o->ukey, 32));
     if (!rc && o->res_delete)
         rc = store_batch_rec_delete(b, o->account, KIND_RES, SLICE(o->rkey, 32));
     return rc;
@@ -525,7 +523,7 @@ index_apply(void *ctx, struct store_batch *b)
 static int
 uid_owner(struct carddav *c, const uint8_t ukey[32], struct buf *out)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     int rc = view(c, &v);
     if (!rc)
         rc = store_rec_get(region_store(c->r), c->account, KIND_UID, SLICE(ukey, 32), &c->sealed);
@@ -556,7 +554,7 @@ static int
 uid_live(struct carddav *c, const char *book, struct slice other, const uint8_t ukey[32],
          bool *live)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct obj_info info;
     uint8_t okey[32], back[32];
     char name[CARDDAV_BOOK_MAX + CARDDAV_RES_MAX + 2];
@@ -585,9 +583,8 @@ carddav_put(struct carddav *c, const struct carddav_path *p, struct slice vcard,
             const struct dav_cond *cond, struct obj_info *info)
 {
     struct vcard_info *vi = NULL;
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct obj_info cur;
-    struct obj_put *put = NULL;
     struct index_ops ops;
     struct book bk;
     struct buf name, owner, sealed_res;
@@ -703,16 +700,11 @@ carddav_put(struct carddav *c, const struct carddav_path *p, struct slice vcard,
     if (rc)
         goto out;
 
-    rc = obj_put_begin(&put, c->r, c->account, CARDDAV_SERVICE, name.data, name.len, vcard.len);
-    if (!rc)
-        rc = obj_put_write(put, vcard.p, vcard.len);
-    if (!rc)
-        rc = obj_put_finish_ops(put, info, index_apply, &ops);
+    rc = obj_view_put(v, name.data, name.len, vcard, index_apply, &ops, info);
     if (rc == ERR_EXISTS) /* another request took the UID meanwhile */
         rc = fail_cond(c, ERR_CONFLICT, DAV_NS_CARD, "no-uid-conflict",
                        "another vCard of this address book has the same UID");
 out:
-    obj_put_free(put);
     free(vi);
     buf_release(&name);
     buf_release(&owner);
@@ -737,8 +729,7 @@ drop_apply(void *ctx, struct store_batch *b)
         if (memcmp(o->keys[2 * i], zero, 32))
             rc = store_batch_rec_delete(b, o->account, KIND_RES, SLICE(o->keys[2 * i], 32));
         if (!rc && memcmp(o->keys[2 * i + 1], zero, 32))
-            rc = store_batch_rec_delete(b, o->account, KIND_UID,
-                                        SLICE(o->keys[2 * i + 1], 32));
+            rc = store_batch_rec_delete(b, o->account, KIND_UID, SLICE(o->keys[2 * i + 1], 32));
     }
     return rc;
 }
@@ -772,7 +763,7 @@ drop_keys(struct carddav *c, const char *book, struct slice res, uint8_t keys[2]
 static int
 delete_card(struct carddav *c, const struct carddav_path *p, const struct dav_cond *cond)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct obj_info cur;
     struct buf name;
     uint8_t keys[2][32];
@@ -820,7 +811,7 @@ collect_row(void *ctx, const struct obj_item *it)
 static int
 delete_book(struct carddav *c, const struct carddav_path *p, const struct dav_cond *cond)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct book bk;
     struct buf names, prefix;
     struct slice *batch = NULL;
@@ -891,9 +882,9 @@ delete_book(struct carddav *c, const struct carddav_path *p, const struct dav_co
     if (!rc)
         rc = store_batch_rec_delete(b, c->account, KIND_BOOK, SLICE(bkey, 32));
     if (!rc)
-        rc = trail_add(c->r, b,
-                       &(struct trail){AUDIT_USER, "data.delete", c->account, CARDDAV_SERVICE,
-                                       NULL, 0});
+        rc = trail_add(
+            c->r, b,
+            &(struct trail){AUDIT_USER, "data.delete", c->account, CARDDAV_SERVICE, NULL, 0});
     if (!rc)
         rc = trail_commit(c->r, b, true);
 out:
@@ -923,7 +914,7 @@ carddav_delete(struct carddav *c, const struct carddav_path *p, const struct dav
 int
 carddav_mkcol(struct carddav *c, const struct carddav_path *p, const struct dav_request *rq)
 {
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct book bk, *all = NULL;
     struct store_batch *b = NULL;
     struct buf plain;
@@ -974,12 +965,12 @@ carddav_mkcol(struct carddav *c, const struct carddav_path *p, const struct dav_
     if (!rc)
         rc = store_batch_new(&b);
     if (!rc)
-        rc = store_batch_rec_insert(b, c->account, KIND_BOOK, SLICE(key, 32),
-                                    buf_slice(&c->sealed));
+        rc =
+            store_batch_rec_insert(b, c->account, KIND_BOOK, SLICE(key, 32), buf_slice(&c->sealed));
     if (!rc)
-        rc = trail_add(c->r, b,
-                       &(struct trail){AUDIT_USER, "data.write", c->account, CARDDAV_SERVICE,
-                                       NULL, 0});
+        rc = trail_add(
+            c->r, b,
+            &(struct trail){AUDIT_USER, "data.write", c->account, CARDDAV_SERVICE, NULL, 0});
     if (!rc)
         rc = trail_commit(c->r, b, true);
     if (rc == ERR_EXISTS)
@@ -1022,11 +1013,11 @@ struct carddav_ms {
     uint64_t usage;
     /* walking the feed */
     int64_t since;
-    bool initial;           /* sync: an initial sync lists no deletions */
-    uint64_t emitted;       /* responses of members */
+    bool initial;     /* sync: an initial sync lists no deletions */
+    uint64_t emitted; /* responses of members */
     bool limit_hit, truncated;
-    int64_t token_seq;      /* sync: the position the final token names */
-    size_t prefix_len;      /* of "<book>/" in name */
+    int64_t token_seq; /* sync: the position the final token names */
+    size_t prefix_len; /* of "<book>/" in name */
     struct buf *out;
     size_t page_start;
     /* multiget */
@@ -1139,8 +1130,8 @@ prop_render(struct carddav_ms *m, const struct res *r, const struct dav_prop *p)
     case DAV_P_OWNER:
         if (p->id == DAV_P_PRINCIPAL_URL && r->kind != CARDDAV_PRINCIPAL)
             return ERR_NOT_FOUND;
-        if (p->id == DAV_P_OWNER && (r->kind == CARDDAV_ROOT || r->kind == CARDDAV_PRINCIPALS ||
-                                     r->kind == CARDDAV_HOMES))
+        if (p->id == DAV_P_OWNER &&
+            (r->kind == CARDDAV_ROOT || r->kind == CARDDAV_PRINCIPALS || r->kind == CARDDAV_HOMES))
             return ERR_NOT_FOUND;
         rc = dav_prop_open(ps, p);
         if (!rc)
@@ -1167,9 +1158,10 @@ prop_render(struct carddav_ms *m, const struct res *r, const struct dav_prop *p)
     case DAV_P_SUPPORTED_ADDRESS_DATA:
         if (r->kind != CARDDAV_BOOK)
             return ERR_NOT_FOUND;
-        return dav_prop_xml(ps, p,
-                            "<card:address-data-type content-type=\"text/vcard\" version=\"3.0\"/>"
-                            "<card:address-data-type content-type=\"text/vcard\" version=\"4.0\"/>");
+        return dav_prop_xml(
+            ps, p,
+            "<card:address-data-type content-type=\"text/vcard\" version=\"3.0\"/>"
+            "<card:address-data-type content-type=\"text/vcard\" version=\"4.0\"/>");
     case DAV_P_MAX_RESOURCE_SIZE:
         if (r->kind != CARDDAV_BOOK)
             return ERR_NOT_FOUND;
@@ -1213,8 +1205,7 @@ prop_applies(struct carddav_ms *m, const struct res *r, enum dav_prop_id id)
     case DAV_P_PRINCIPAL_URL:
         return r->kind == CARDDAV_PRINCIPAL;
     case DAV_P_ADDRESSBOOK_HOME_SET:
-        return r->kind == CARDDAV_PRINCIPAL || r->kind == CARDDAV_ROOT ||
-               r->kind == CARDDAV_HOME;
+        return r->kind == CARDDAV_PRINCIPAL || r->kind == CARDDAV_ROOT || r->kind == CARDDAV_HOME;
     case DAV_P_ADDRESSBOOK_DESCRIPTION:
         return r->kind == CARDDAV_BOOK && r->book->description[0];
     case DAV_P_QUOTA_AVAILABLE:
@@ -1318,9 +1309,9 @@ fold(struct buf *out, struct slice s, enum dav_collation coll)
             i++;
             continue;
         }
-        uint32_t cp = len == 2 ? ((c & 0x1Fu) << 6) | (s.p[i + 1] & 0x3Fu)
-                               : ((c & 0x0Fu) << 12) | ((s.p[i + 1] & 0x3Fu) << 6) |
-                                     (s.p[i + 2] & 0x3Fu);
+        uint32_t cp =
+            len == 2 ? ((c & 0x1Fu) << 6) | (s.p[i + 1] & 0x3Fu)
+                     : ((c & 0x0Fu) << 12) | ((s.p[i + 1] & 0x3Fu) << 6) | (s.p[i + 2] & 0x3Fu);
         uint32_t f = fold_cp(cp);
         uint8_t enc[3];
         size_t n;
@@ -1511,7 +1502,9 @@ member_row(void *ctx, const struct obj_item *it)
     if (it->deleted) {
         rc = dav_ms_status(m->out, m->href.data, 404);
     } else {
-        struct res r = {.kind = CARDDAV_CARD, .etag = it->etag, .size = it->size,
+        struct res r = {.kind = CARDDAV_CARD,
+                        .etag = it->etag,
+                        .size = it->size,
                         .data = need_data ? &c->data : NULL};
         rc = response(m, &r, m->href.data, m->out);
     }
@@ -1577,8 +1570,8 @@ multiget_step(struct carddav_ms *m)
     }
     if (rc)
         return rc;
-    struct res r = {.kind = CARDDAV_CARD, .etag = info.etag, .size = info.size,
-                    .data = have ? &c->data : NULL};
+    struct res r = {
+        .kind = CARDDAV_CARD, .etag = info.etag, .size = info.size, .data = have ? &c->data : NULL};
     return response(m, &r, m->href.data, m->out);
 }
 
@@ -1667,10 +1660,10 @@ carddav_ms_next(struct carddav_ms *m, struct buf *out, bool *done)
             break;
         case PH_SELF:
             rc = self_response(m);
-            m->phase = m->depth >= 1 && (m->path.kind == CARDDAV_HOME ||
-                                         m->path.kind == CARDDAV_BOOK)
-                           ? PH_MEMBERS
-                           : PH_END;
+            m->phase =
+                m->depth >= 1 && (m->path.kind == CARDDAV_HOME || m->path.kind == CARDDAV_BOOK)
+                    ? PH_MEMBERS
+                    : PH_END;
             break;
         case PH_MEMBERS:
             if (m->kind == MS_MULTIGET) {
@@ -1731,7 +1724,7 @@ ms_new(struct carddav_ms **out, struct carddav *c, const struct carddav_path *p,
        struct dav_request *rq, enum ms_kind kind, int depth)
 {
     struct carddav_ms *m = calloc(1, sizeof(*m));
-    struct obj_view *v;
+    struct obj_view *v = NULL;
     struct obj_info info;
     int rc = ERR_NOMEM;
     *out = NULL;
@@ -1800,8 +1793,8 @@ carddav_propfind(struct carddav_ms **out, struct carddav *c, const struct cardda
 }
 
 int
-carddav_report(struct carddav_ms **out, struct carddav *c, const struct carddav_path *p,
-               int depth, struct dav_request *rq)
+carddav_report(struct carddav_ms **out, struct carddav *c, const struct carddav_path *p, int depth,
+               struct dav_request *rq)
 {
     enum ms_kind kind;
     struct carddav_ms *m = NULL;

@@ -294,8 +294,7 @@ add_prop(struct px *x, const char *full)
         return;
     }
     if (split_name(x, full, &ns, &local) ||
-        arena_grow(x->a, (void **)&rq->props, &x->props_cap, sizeof(*rq->props),
-                   rq->nprops + 1)) {
+        arena_grow(x->a, (void **)&rq->props, &x->props_cap, sizeof(*rq->props), rq->nprops + 1)) {
         px_fail(x, ERR_NOMEM, "out of memory");
         return;
     }
@@ -363,19 +362,16 @@ on_start_query(struct px *x, enum el el, enum el parent, const char **atts)
         rq->filter_allof = test_allof(x, atts);
     } else if (el == E_PROP_FILTER && parent == E_FILTER && x->depth == 2) {
         const char *name = attr(atts, "name");
-        if (!name || !*name)
-            {
+        if (!name || !*name) {
             (void)px_fail(x, ERR_INVAL, "prop-filter needs a name");
             return;
         }
-        if (rq->nfilters >= DAV_FILTER_PROPS_MAX)
-            {
+        if (rq->nfilters >= DAV_FILTER_PROPS_MAX) {
             (void)px_fail(x, ERR_LIMIT, "too many prop-filters");
             return;
         }
         if (arena_grow(x->a, (void **)&rq->filters, &x->filters_cap, sizeof(*rq->filters),
-                       rq->nfilters + 1))
-            {
+                       rq->nfilters + 1)) {
             (void)px_fail(x, ERR_NOMEM, "out of memory");
             return;
         }
@@ -388,8 +384,7 @@ on_start_query(struct px *x, enum el el, enum el parent, const char **atts)
     } else if (el == E_IS_NOT_DEFINED && parent == E_PROP_FILTER && pf) {
         pf->not_defined = true;
     } else if (el == E_TEXT_MATCH && parent == E_PROP_FILTER && pf) {
-        if (pf->nmatches >= DAV_FILTER_MATCHES_MAX)
-            {
+        if (pf->nmatches >= DAV_FILTER_MATCHES_MAX) {
             (void)px_fail(x, ERR_LIMIT, "too many text-matches in a prop-filter");
             return;
         }
@@ -398,13 +393,11 @@ on_start_query(struct px *x, enum el el, enum el parent, const char **atts)
             collect(x, T_MATCH);
     } else if (el == E_PARAM_FILTER && parent == E_PROP_FILTER && pf) {
         const char *name = attr(atts, "name");
-        if (!name || !*name)
-            {
+        if (!name || !*name) {
             (void)px_fail(x, ERR_INVAL, "param-filter needs a name");
             return;
         }
-        if (pf->nparams >= DAV_FILTER_MATCHES_MAX)
-            {
+        if (pf->nparams >= DAV_FILTER_MATCHES_MAX) {
             (void)px_fail(x, ERR_LIMIT, "too many param-filters in a prop-filter");
             return;
         }
@@ -417,8 +410,7 @@ on_start_query(struct px *x, enum el el, enum el parent, const char **atts)
         pf->params[pf->nparams - 1].not_defined = true;
     } else if (el == E_TEXT_MATCH && parent == E_PARAM_FILTER && pf && pf->nparams) {
         struct dav_param_filter *pa = &pf->params[pf->nparams - 1];
-        if (pa->has_match)
-            {
+        if (pa->has_match) {
             (void)px_fail(x, ERR_INVAL, "a param-filter takes one text-match");
             return;
         }
@@ -440,11 +432,10 @@ on_start(void *ud, const char *name, const char **atts)
     struct dav_request *rq = x->rq;
     if (x->err)
         return;
-    if (x->depth >= DAV_DEPTH_MAX)
-        {
-            (void)px_fail(x, ERR_INVAL, "the XML nests too deeply");
-            return;
-        }
+    if (x->depth >= DAV_DEPTH_MAX) {
+        (void)px_fail(x, ERR_INVAL, "the XML nests too deeply");
+        return;
+    }
     enum el el = el_of(name);
     enum el parent = x->depth ? x->stack[x->depth - 1] : E_OTHER;
     enum el root = x->stack[0];
@@ -484,8 +475,8 @@ on_start(void *ud, const char *name, const char **atts)
     x->depth++;
     if (x->target != T_NONE)
         return; /* inside a text element: its children are ignored */
-    bool props_root = root == E_PROPFIND || root == E_MULTIGET || root == E_QUERY ||
-                      root == E_SYNC_COLLECTION;
+    bool props_root =
+        root == E_PROPFIND || root == E_MULTIGET || root == E_QUERY || root == E_SYNC_COLLECTION;
     if (props_root && x->depth == 3 && parent == E_PROP) {
         add_prop(x, name);
         return;
@@ -507,11 +498,10 @@ on_start(void *ud, const char *name, const char **atts)
         break;
     case E_MULTIGET:
         if (x->depth == 2 && el == E_HREF) {
-            if (rq->nhrefs >= DAV_HREFS_MAX)
-                {
-            (void)px_fail(x, ERR_LIMIT, "too many hrefs in one addressbook-multiget");
-            return;
-        }
+            if (rq->nhrefs >= DAV_HREFS_MAX) {
+                (void)px_fail(x, ERR_LIMIT, "too many hrefs in one addressbook-multiget");
+                return;
+            }
             collect(x, T_HREF);
         }
         break;
@@ -1036,19 +1026,21 @@ dav_ms_props(struct buf *out, const char *href, const struct dav_props *ps)
         if (!rc)
             rc = buf_add(out, ps->missing.data, ps->missing.len);
         if (!rc)
-            rc = buf_adds(out,
-                          "</d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>");
+            rc = buf_adds(out, "</d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>");
     }
     return rc ? rc : buf_adds(out, "</d:response>\n");
 }
 
 int
-dav_error_body(struct buf *out, const char *ns, const char *name, const char *message)
+dav_error_body(struct buf *out, const char *ns, const char *name, const char *message,
+               const char *href)
 {
     const char *pfx = ns_prefix(ns);
     int rc = buf_adds(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
                            "<d:error xmlns:d=\"DAV:\" xmlns:card=\"" DAV_NS_CARD "\">");
-    if (!rc)
+    if (!rc && href && pfx)
+        rc = buf_addf(out, "<%s:%s><d:href>%s</d:href></%s:%s>", pfx, name, href, pfx, name);
+    else if (!rc)
         rc = pfx ? buf_addf(out, "<%s:%s/>", pfx, name)
                  : buf_addf(out, "<x:%s xmlns:x=\"%s\"/>", name, ns);
     if (!rc && message) {

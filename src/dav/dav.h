@@ -120,8 +120,8 @@ struct dav_request {
     bool filter_allof;      /* query: test="allof" */
     struct dav_prop_filter *filters;
     size_t nfilters;
-    bool mk_addressbook;   /* mkcol: resourcetype has CARDDAV:addressbook */
-    bool mk_other_type;    /* mkcol: resourcetype has something else beside DAV:collection */
+    bool mk_addressbook; /* mkcol: resourcetype has CARDDAV:addressbook */
+    bool mk_other_type;  /* mkcol: resourcetype has something else beside DAV:collection */
     const char *mk_displayname;
     const char *mk_description;
     struct dav_arena *arena;
@@ -184,9 +184,13 @@ MUST_CHECK int dav_prop_name(struct dav_props *ps, const struct dav_prop *p);
 /** Appends one DAV:response for href (already escaped) with the propstats of ps. */
 MUST_CHECK int dav_ms_props(struct buf *out, const char *href, const struct dav_props *ps);
 
-/** A whole DAV:error body naming one precondition, e.g. (DAV_NS, "valid-sync-token"). */
+/**
+ * A whole DAV:error body naming one precondition, e.g. (DAV_NS,
+ * "valid-sync-token"), with an optional human message and an optional
+ * href (escaped) inside the precondition element (CARDDAV:no-uid-conflict).
+ */
 MUST_CHECK int dav_error_body(struct buf *out, const char *ns, const char *name,
-                              const char *message);
+                              const char *message, const char *href);
 
 /** The reason phrase of an HTTP status ("Not Found"). */
 const char *dav_status_text(unsigned status);
@@ -210,8 +214,7 @@ struct dav_cond {
 };
 
 /** Parses the two headers (either may be NULL). ERR_INVAL if malformed. */
-MUST_CHECK int dav_cond_parse(struct dav_cond *c, const char *if_match,
-                              const char *if_none_match);
+MUST_CHECK int dav_cond_parse(struct dav_cond *c, const char *if_match, const char *if_none_match);
 /**
  * Checks the preconditions against the current state of a resource (etag
  * without quotes, ignored if !exists): 0, or ERR_PRECONDITION.

@@ -55,8 +55,8 @@ next_line(struct slice d, size_t *off, struct line *ln)
 static bool
 is_name_char(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 bool
@@ -141,7 +141,11 @@ static size_t
 utf8_seq(const uint8_t *p, size_t n)
 {
     uint8_t c = p[0];
-    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
     if (!len || len > n)
         return 0;
     uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
@@ -268,7 +272,7 @@ vcard_check(struct slice d, struct vcard_info *info, char why[VCARD_WHY_MAX])
                 continue;
             }
             if (info->cards == 0)
-                return refuse(why, "not a vCard: line %zu comes before BEGIN:VCARD", ln.no);
+                return refuse(why, "line %zu comes before BEGIN:VCARD", ln.no);
             return refuse(why, "line %zu comes after END:VCARD", ln.no);
         }
         if (folded) {

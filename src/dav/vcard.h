@@ -20,10 +20,10 @@
 #include "base/buf.h"
 #include "base/common.h"
 
-#define VCARD_MAX (4u << 20)   /* the largest card accepted, in bytes */
-#define VCARD_UID_MAX 1024     /* the longest UID accepted, in bytes */
-#define VCARD_WHY_MAX 128      /* room for the reason a card is refused */
-#define VCARD_NEST_MAX 8       /* nested BEGIN:VCARD (2.1 AGENT) */
+#define VCARD_MAX (4u << 20) /* the largest card accepted, in bytes */
+#define VCARD_UID_MAX 1024   /* the longest UID accepted, in bytes */
+#define VCARD_WHY_MAX 128    /* room for the reason a card is refused */
+#define VCARD_NEST_MAX 8     /* nested BEGIN:VCARD (2.1 AGENT) */
 
 struct vcard_info {
     unsigned version; /* of the first card: 21, 30 or 40 (21 when it has no VERSION) */

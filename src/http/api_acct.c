@@ -6,6 +6,7 @@
 #include "base/common.h"
 
 #include "core/acct.h"
+#include "core/migrate.h"
 #include "crypto/secret.h"
 #include "http/http_int.h"
 
@@ -46,7 +47,7 @@ api_login(struct req *q)
         0)
         return http_fail(q, ERR_INVAL, "expected {\"account\": \"...\", \"password\": \"...\"}");
     char name[REGION_NAME_MAX], home[REGION_URL_MAX];
-    int rc = region_route(q->region, account, '-', name, home);
+    int rc = migrate_route(q->region, account, name, home);
     if (rc == ERR_WRONG_REGION)
         return http_redirect(q, rc, name, home);
     rc = acct_login(q->region, account, password, pwlen, token, &q->retry_after);

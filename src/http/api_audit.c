@@ -229,7 +229,7 @@ api_me_audit(struct req *q)
 {
     uint64_t start, limit;
     uint8_t pseudonym[AUDIT_HASH_LEN];
-    char hex[2 * AUDIT_HASH_LEN + 1];
+    char b64[AUDIT_B64_LEN];
     struct audit_head h;
     struct mine m = {0};
     if (query_u64(q, "start", 0, &start))
@@ -246,9 +246,9 @@ api_me_audit(struct req *q)
         json_decref(m.arr);
         return rc;
     }
-    hex_encode(hex, pseudonym, sizeof(pseudonym));
+    audit_b64(b64, pseudonym);
     json_t *next = m.n == limit ? json_integer((json_int_t)(m.last + 1)) : json_null();
-    json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "pseudonym", hex, "tree_size",
+    json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "pseudonym", b64, "tree_size",
                           (json_int_t)(have ? h.cp.size : 0), "entries", m.arr, "next", next);
     if (!o)
         return ERR_NOMEM;

@@ -5,6 +5,7 @@
  */
 #include "base/common.h"
 
+#include "core/peer.h"
 #include "http/http_int.h"
 
 int
@@ -13,6 +14,13 @@ api_health(struct req *q)
     json_t *o = json_pack("{s:s,s:b,s:b,s:s}", "region", region_name(q->region), "sealed",
                           region_sealed(q->region), "initialized",
                           region_initialized(q->region), "version", OIKOS_VERSION);
+    char pk[64];
+    /* the key the other regions pin for this one (peer_key in the cluster file) */
+    if (o && !region_sealed(q->region) && !peer_pubkey_b64(q->region, pk) &&
+        json_object_set_new(o, "peer_key", json_string(pk))) {
+        json_decref(o);
+        return ERR_NOMEM;
+    }
     if (!o || api_health_audit(q, o)) {
         json_decref(o);
         return ERR_NOMEM;

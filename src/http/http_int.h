@@ -27,6 +27,7 @@ enum route_flags {
     R_OPERATOR = 1 << 2,  /* needs the operator token */
     R_JSON = 1 << 3,      /* the body is JSON, parsed before handle() */
     R_STREAM = 1 << 4,    /* the body is streamed to body() */
+    R_BASIC = 1 << 5,     /* CardDAV: HTTP Basic, checked by begin(); a 401 asks for it */
 };
 
 struct route {
@@ -73,6 +74,7 @@ struct req {
     char *url;                             /* the request's path, as libmicrohttpd decoded it */
     char redirect_region[REGION_NAME_MAX]; /* ERR_WRONG_REGION: where to */
     char redirect_url[REGION_URL_MAX];
+    unsigned write_slot; /* migrate_write_enter's slot of a user's write, 0 if none */
 };
 
 /* Answers; each returns 0 or an error (which the caller reports). */
@@ -126,6 +128,20 @@ int api_audit_entries(struct req *q);
 int api_audit_inclusion(struct req *q);
 int api_audit_consistency(struct req *q);
 int api_me_audit(struct req *q);
+/* Moving accounts between regions (api_peer.c). */
+int api_peer_status(struct req *q);
+int api_peer_begin(struct req *q);
+int api_peer_objects_begin(struct req *q);
+int api_peer_objects_body(struct req *q, const uint8_t *data, size_t len);
+int api_peer_objects(struct req *q);
+int api_peer_commit(struct req *q);
+int api_migrate_accounts(struct req *q);
+int api_migrate_run(struct req *q);
+int api_dav_begin(struct req *q);
+int api_dav_body(struct req *q, const uint8_t *data, size_t len);
+int api_dav_discard(struct req *q, const uint8_t *data, size_t len);
+int api_dav_handle(struct req *q);
+int api_dav_wellknown(struct req *q);
 /** Adds the audit log's state to the health answer (once initialised). */
 MUST_CHECK int api_health_audit(struct req *q, json_t *health);
 /** Appends the oikos_audit_* metrics. */

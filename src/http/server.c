@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "core/acct.h"
+#include "core/migrate.h"
 #include "http/http.h"
 #include "http/http_int.h"
 
@@ -52,6 +53,15 @@ const struct route http_routes[] = {
     {"GET", "/v1/me/export", "export", R_USER, NULL, NULL, api_export},
     {"DELETE", "/v1/me", "erase", R_USER, NULL, NULL, api_erase},
     {"GET", "/v1/me/audit", "me_audit", R_USER, NULL, NULL, api_me_audit},
+    /* moving accounts: the operator's side, then the signed calls of another region */
+    {"GET", "/v1/migrate/accounts", "migrate_accounts", R_OPERATOR, NULL, NULL,
+     api_migrate_accounts},
+    {"POST", "/v1/migrate/run", "migrate_run", R_OPERATOR | R_JSON, NULL, NULL, api_migrate_run},
+    {"POST", "/v1/peer/migrate/status", "peer_status", R_JSON, NULL, NULL, api_peer_status},
+    {"POST", "/v1/peer/migrate/begin", "peer_begin", R_JSON, NULL, NULL, api_peer_begin},
+    {"POST", "/v1/peer/migrate/objects", "peer_objects", R_STREAM, api_peer_objects_begin,
+     api_peer_objects_body, api_peer_objects},
+    {"POST", "/v1/peer/migrate/commit", "peer_commit", R_JSON, NULL, NULL, api_peer_commit},
     /* public, and served while sealed: all of it is signed already (AUDIT.md) */
     {"GET", "/v1/audit/head", "audit_head", R_SEALED_OK, NULL, NULL, api_audit_head},
     {"GET", "/v1/audit/checkpoint", "audit_checkpoint", R_SEALED_OK, NULL, NULL,
@@ -61,6 +71,25 @@ const struct route http_routes[] = {
      api_audit_inclusion},
     {"GET", "/v1/audit/proof/consistency", "audit_consistency", R_SEALED_OK, NULL, NULL,
      api_audit_consistency},
+    /* CardDAV (api_dav.c): HTTP Basic, checked by api_dav_begin */
+    {"PROPFIND", "/.well-known/carddav", "dav_wellknown", R_BASIC | R_STREAM, NULL, api_dav_discard,
+     api_dav_wellknown},
+    {"GET", "/.well-known/carddav", "dav_wellknown_get", R_BASIC | R_STREAM, NULL, api_dav_discard,
+     api_dav_wellknown},
+    {"OPTIONS", "/dav{n}", "dav_options", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
+    {"PROPFIND", "/dav{n}", "dav_propfind", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
+    {"REPORT", "/dav{n}", "dav_report", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
+    {"MKCOL", "/dav{n}", "dav_mkcol", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
+    {"GET", "/dav{n}", "dav_get", R_BASIC | R_STREAM, api_dav_begin, api_dav_body, api_dav_handle},
+    {"HEAD", "/dav{n}", "dav_head", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
+    {"PUT", "/dav{n}", "dav_put", R_BASIC | R_STREAM, api_dav_begin, api_dav_body, api_dav_handle},
+    {"DELETE", "/dav{n}", "dav_delete", R_BASIC | R_STREAM, api_dav_begin, api_dav_body,
+     api_dav_handle},
 };
 const size_t http_nroutes = ARRAY_SIZE(http_routes);
 
@@ -162,6 +191,12 @@ req_start(struct req *q, const char *url, const char *method)
         rc = acct_auth(q->region, q->token, q->account);
         if (rc)
             return http_fail(q, rc, "invalid or expired token");
+        /* an account being moved to another region takes no writes (migrate.h) */
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+            migrate_write_enter(q->region, q->account, &q->write_slot)) {
+            q->retry_after = MIGRATE_RETRY_AFTER;
+            return http_fail(q, ERR_UNAVAILABLE, "the account is moving to another region");
+        }
     }
     if (r->flags & R_JSON)
         buf_init(&q->body, cfg->max_json_bytes);
@@ -261,6 +296,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!q)
         return;
     metrics_record(q->route_idx, q->status, clock_mono_ns() - q->start_ns);
+    migrate_write_leave(q->write_slot);
     obj_put_free(q->put);
     json_decref(q->json);
     buf_release(&q->body);
@@ -370,6 +406,9 @@ queue(struct req *q, unsigned status, struct MHD_Response *resp)
     if (!resp)
         return ERR_NOMEM;
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == 401 && q->route && (q->route->flags & R_BASIC))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Basic realm=\"oikos\", charset=\"UTF-8\"");
     if (q->retry_after > 0) {
         char ra[24];
         snprintf(ra, sizeof(ra), "%" PRId64, q->retry_after);

@@ -57,6 +57,8 @@ static const struct {
     bool strip;
 } store_backends[] = {
     {"sqlite:", &store_sqlite_ops, true},
+    {"postgresql://", &store_pg_ops, false},
+    {"postgres://", &store_pg_ops, false},
 };
 
 /* ------------------------------------------------------------------------ */

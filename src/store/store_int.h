@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store_int.h: what the generic store (store.c) and its back-ends
- * (store_sqlite.c, later store_pg.c) share, and nothing else includes.
+ * (store_sqlite.c, store_pg.c) and schema.c share, and nothing else includes.
  *
  * A back-end is a versioned table of methods, struct store_ops, and a struct
  * that embeds struct store first, so that a struct store * and the
@@ -47,9 +47,27 @@
 
 /* One step of the schema: applied in order, each recorded with its version. */
 struct store_migration {
-    int version;     /* 1, 2, 3 ... with no gap */
+    int version;     /* 1, 10, 20 ... in increasing order */
     const char *sql; /* portable SQL; statements separated by ';' */
 };
+
+/* The schema of every back-end, oldest step first (schema.c). */
+extern const struct store_migration store_migrations[];
+extern const size_t store_migrations_len;
+
+/* A whole-word replacement a back-end applies to the portable SQL. */
+struct store_sql_subst {
+    const char *from; /* one word or several, e.g. "BLOB", "INTEGER PRIMARY KEY" */
+    const char *to;
+};
+
+/**
+ * Writes sql into out (reset first) with every whole-word occurrence of each
+ * subst[i].from replaced by its .to, the first match winning. ERR_NOMEM or
+ * ERR_LIMIT (out's max) on error.
+ */
+MUST_CHECK int store_schema_sql(const char *sql, const struct store_sql_subst *subst, size_t n,
+                                struct buf *out);
 
 enum store_op_kind {
     STORE_OP_META_PUT,
@@ -327,5 +345,6 @@ struct store {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 #endif

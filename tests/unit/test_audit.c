@@ -116,7 +116,7 @@ test_entry_bytes(void **state)
     struct audit_head h;
     struct buf got;
     uint8_t p[AUDIT_HASH_LEN];
-    char hex[2 * AUDIT_HASH_LEN + 1], want[512];
+    char b64[AUDIT_B64_LEN], want[512];
     clock_set_fake(1700000000);
     OK(audit_record(f->a, &(struct audit_event){AUDIT_OPERATOR, "init", NULL, NULL, NULL, 0},
                     true));
@@ -136,12 +136,12 @@ test_entry_bytes(void **state)
     (void)got;
     assert_int_equal(x.n, 2);
     OK(audit_pseudonym(f->a, "t-abc", p));
-    hex_encode(hex, p, sizeof(p));
+    audit_b64(b64, p);
     snprintf(want, sizeof(want),
              "{\"v\":1,\"time\":1700000000,\"region\":\"t\",\"actor\":\"user\","
              "\"action\":\"session.create\",\"account\":\"%s\",\"service\":\"\","
              "\"object\":\"\",\"result\":\"unauthorized\"}",
-             hex);
+             b64);
     struct merkle_hash wh;
     merkle_leaf_hash(&wh, (const uint8_t *)want, strlen(want));
     assert_memory_equal(wh.b, x.h[1].b, MERKLE_HASH_LEN);

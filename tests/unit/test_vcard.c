@@ -62,10 +62,10 @@ test_corpus_accepted(void **state)
         int rc = vcard_check(SLICE(data, len), &info, why);
         if (rc)
             fail_msg("%s refused: %s", name, why);
-        unsigned want = vlen == 0                          ? 21
+        unsigned want = vlen == 0                        ? 21
                         : !strncmp(version, "2.1", vlen) ? 21
                         : !strncmp(version, "3.0", vlen) ? 30
-                                                          : 40;
+                                                         : 40;
         if (info.version != want)
             fail_msg("%s: version %u, manifest says %.*s", name, info.version, (int)vlen, version);
         assert_true(info.cards >= 1);

@@ -1,0 +1,884 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * migrate.c: the domain half of moving accounts between regions (see
+ * migrate.h), on top of the store's per-account records (state and
+ * tombstones), the consent ledger, the identifiers, object views (reading
+ * plaintext at the source) and object uploads (re-sealing at the
+ * destination), and the audit log. The root is RFC 6962's Merkle tree hash
+ * (audit/merkle.h) over the objects' leaves sorted bytewise, a leaf being
+ * service NUL name NUL SHA-256(bytes).
+ *
+ * The write fence: a user's write counts itself in one of FENCE_SLOTS
+ * counters (chosen by a hash of the account) before it reads the freeze
+ * record; a freeze commits the record and then waits for the account's
+ * counter to drain. So a write either sees the freeze (503) or is waited
+ * for before the first object is read. Objects read for the destination
+ * are held in memory one at a time.
+ *
+ * Thread-safety: the fence counters are atomics; everything else goes
+ * through the store.
+ */
+#include "base/common.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/merkle.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "core/acct.h"
+#include "core/consent.h"
+#include "core/ident.h"
+#include "core/migrate.h"
+#include "core/obj.h"
+#include "core/retention.h"
+#include "core/svc.h"
+#include "crypto/kr.h"
+#include "crypto/secret.h"
+
+#define REC_OUT "migout"
+#define REC_IN "migin"
+#define REC_MOVED "moved"
+#define REC_KEY SLICE("s", 1)
+#define FENCE_SLOTS 1024
+#define FENCE_WAIT_MS 10000
+#define FEED_PAGE 256
+
+static _Atomic long fence[FENCE_SLOTS];
+
+static unsigned
+fence_slot(const char *account)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = account; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h % FENCE_SLOTS;
+}
+
+/* Copies a region name; ERR_CORRUPT if it does not fit. */
+static int
+name_copy(char dst[REGION_NAME_MAX], const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= REGION_NAME_MAX)
+        return ERR_CORRUPT;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+/* A record's value as a NUL-terminated string in out. */
+static int
+rec_text(struct region *r, const char *id, const char *kind, char *out, size_t cap)
+{
+    struct buf v;
+    buf_init(&v, 256);
+    int rc = store_rec_get(region_store(r), id, kind, REC_KEY, &v);
+    if (!rc && v.len >= cap)
+        rc = ERR_CORRUPT;
+    if (!rc) {
+        memcpy(out, v.data, v.len);
+        out[v.len] = 0;
+    }
+    buf_release(&v);
+    return rc;
+}
+
+/* ---- everywhere ------------------------------------------------------------- */
+
+int
+migrate_route(struct region *r, const char *id, char name[REGION_NAME_MAX],
+              char url[REGION_URL_MAX])
+{
+    char v[128];
+    struct store_account a;
+    if (!acct_id_valid(id))
+        return region_route(r, id, '-', name, url);
+    int rc = rec_text(r, id, REC_IN, v, sizeof(v));
+    if (rc == 0) { /* arriving: the source serves it until the commit */
+        v[strcspn(v, "|")] = 0;
+        rc = name_copy(name, v);
+        if (!rc)
+            rc = region_locate(r, name, url);
+        return rc ? rc : ERR_WRONG_REGION;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    rc = store_account_get(region_store(r), id, &a);
+    secret_wipe(&a, sizeof(a));
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    rc = rec_text(r, id, REC_MOVED, v, sizeof(v));
+    if (rc == 0) {
+        rc = name_copy(name, v);
+        if (!rc)
+            rc = region_locate(r, name, url);
+        return rc ? rc : ERR_WRONG_REGION;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    return region_route(r, id, '-', name, url);
+}
+
+int
+migrate_write_enter(struct region *r, const char *account, unsigned *slot)
+{
+    struct buf v;
+    unsigned s = fence_slot(account);
+    *slot = 0;
+    atomic_fetch_add(&fence[s], 1);
+    buf_init(&v, 256);
+    int rc = store_rec_get(region_store(r), account, REC_OUT, REC_KEY, &v);
+    buf_release(&v);
+    if (rc == ERR_NOT_FOUND) {
+        *slot = s + 1;
+        return 0;
+    }
+    atomic_fetch_sub(&fence[s], 1);
+    return rc ? rc : ERR_UNAVAILABLE;
+}
+
+void
+migrate_write_leave(unsigned slot)
+{
+    if (slot)
+        atomic_fetch_sub(&fence[slot - 1], 1);
+}
+
+struct list_ctx {
+    struct region *r;
+    const char *cc;
+    migrate_list_cb cb;
+    void *ctx;
+};
+
+static int
+list_one(struct list_ctx *l, const char *id)
+{
+    struct store_account a;
+    char v[128];
+    uint64_t objects = 0, bytes = 0;
+    int rc = store_account_get(region_store(l->r), id, &a);
+    if (rc == ERR_NOT_FOUND)
+        return 0;
+    if (rc)
+        return rc;
+    bool match = !l->cc || !strcasecmp(a.country, l->cc);
+    secret_wipe(&a, sizeof(a));
+    if (!match)
+        return 0;
+    rc = rec_text(l->r, id, REC_IN, v, sizeof(v));
+    if (rc != ERR_NOT_FOUND)
+        return rc; /* arriving here: not ours to list */
+    for (size_t i = 0; svc_names[i]; i++) {
+        uint64_t o = 0, b = 0;
+        rc = store_usage(region_store(l->r), id, svc_names[i], &o, &b);
+        if (rc)
+            return rc;
+        objects += o;
+        bytes += b;
+    }
+    return l->cb(l->ctx, id, objects, bytes);
+}
+
+static int
+list_row(void *ctx, const char *account, int64_t at)
+{
+    (void)at;
+    return list_one(ctx, account);
+}
+
+int
+migrate_list(struct region *r, const char *cc, const char *id, migrate_list_cb cb, void *ctx)
+{
+    struct list_ctx l = {r, cc, cb, ctx};
+    if (id)
+        return acct_id_valid(id) ? list_one(&l, id) : 0;
+    /* every account: none is idle before the end of time */
+    return store_accounts_idle(region_store(r), INT64_MAX, SIZE_MAX / 2, list_row, &l);
+}
+
+/* ---- the root ------------------------------------------------------------------ */
+
+struct leaves {
+    struct buf *v; /* one leaf's bytes each, owned */
+    size_t n, cap;
+};
+
+static int
+leaves_add(struct leaves *l, const char *service, const char *name, size_t namelen,
+           struct slice data)
+{
+    uint8_t h[crypto_hash_sha256_BYTES];
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        struct buf *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct buf *b = &l->v[l->n];
+    buf_init(b, STORE_SERVICE_MAX + OBJ_NAME_MAX + sizeof(h) + 2);
+    crypto_hash_sha256(h, data.p ? data.p : (const uint8_t *)"", data.len);
+    int rc = buf_add(b, service, strlen(service) + 1);
+    if (!rc)
+        rc = buf_add(b, name, namelen);
+    if (!rc)
+        rc = buf_add(b, "", 1);
+    if (!rc)
+        rc = buf_add(b, h, sizeof(h));
+    if (rc) {
+        buf_release(b);
+        return rc;
+    }
+    l->n++;
+    return 0;
+}
+
+static void
+leaves_release(struct leaves *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        buf_release(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static int
+leaf_cmp(const void *a, const void *b)
+{
+    const struct buf *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->data, y->data, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* RFC 6962 MTH of hashes [lo, hi), hi > lo. */
+static void
+mth(struct merkle_hash *out, const struct merkle_hash *h, size_t lo, size_t hi)
+{
+    if (hi - lo == 1) {
+        *out = h[lo];
+        return;
+    }
+    size_t k = 1;
+    while (k * 2 < hi - lo)
+        k *= 2;
+    struct merkle_hash left, right;
+    mth(&left, h, lo, lo + k);
+    mth(&right, h, lo + k, hi);
+    merkle_node_hash(out, &left, &right);
+}
+
+static int
+leaves_root(struct leaves *l, uint8_t root[MIGRATE_ROOT_LEN])
+{
+    struct merkle_hash r;
+    if (l->n == 0) {
+        merkle_empty_root(&r);
+        memcpy(root, r.b, MIGRATE_ROOT_LEN);
+        return 0;
+    }
+    qsort(l->v, l->n, sizeof(*l->v), leaf_cmp);
+    struct merkle_hash *h = malloc(l->n * sizeof(*h));
+    if (!h)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        merkle_leaf_hash(&h[i], (const uint8_t *)l->v[i].data, l->v[i].len);
+    mth(&r, h, 0, l->n);
+    free(h);
+    memcpy(root, r.b, MIGRATE_ROOT_LEN);
+    return 0;
+}
+
+struct objects_ctx {
+    struct obj_view *v;
+    const char *service;
+    struct buf data;
+    struct leaves leaves;
+    migrate_obj_cb cb;
+    void *ctx;
+    uint64_t objects, bytes;
+};
+
+static int
+objects_row(void *ctx, const struct obj_item *it)
+{
+    struct objects_ctx *o = ctx;
+    if (it->deleted)
+        return 0;
+    int rc = obj_view_data(o->v, &o->data);
+    if (!rc)
+        rc = leaves_add(&o->leaves, o->service, it->name, it->namelen, buf_slice(&o->data));
+    if (!rc && o->cb)
+        rc = o->cb(o->ctx, o->service, it->name, it->namelen, buf_slice(&o->data));
+    if (!rc) {
+        o->objects++;
+        o->bytes += o->data.len;
+    }
+    return rc;
+}
+
+int
+migrate_objects(struct region *r, const char *id, migrate_obj_cb cb, void *ctx,
+                uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes)
+{
+    struct consent cs[SVC_COUNT];
+    size_t n = 0;
+    struct objects_ctx o = {.cb = cb, .ctx = ctx};
+    buf_init(&o.data, region_config(r)->max_object_bytes);
+    int rc = consent_list(r, id, cs, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (!cs[i].granted)
+            continue;
+        int64_t since = 0;
+        bool more = true;
+        o.service = cs[i].service;
+        rc = obj_view_open(&o.v, r, id, cs[i].service);
+        while (!rc && more)
+            rc = obj_view_feed(o.v, since, FEED_PAGE, objects_row, &o, &since, &more);
+        obj_view_free(o.v);
+        o.v = NULL;
+    }
+    if (!rc)
+        rc = leaves_root(&o.leaves, root);
+    if (!rc) {
+        *objects = o.objects;
+        *bytes = o.bytes;
+    }
+    leaves_release(&o.leaves);
+    buf_release(&o.data);
+    return rc;
+}
+
+/* ---- at the source --------------------------------------------------------------- */
+
+int
+migrate_out_get(struct region *r, const char *id, struct migrate_out *out)
+{
+    char v[160];
+    memset(out, 0, sizeof(*out));
+    int rc = rec_text(r, id, REC_OUT, v, sizeof(v));
+    if (rc == ERR_NOT_FOUND) {
+        struct store_account a;
+        rc = store_account_get(region_store(r), id, &a);
+        secret_wipe(&a, sizeof(a));
+        if (rc == 0)
+            return 0; /* MIGRATE_NONE */
+        if (rc != ERR_NOT_FOUND)
+            return rc;
+        rc = rec_text(r, id, REC_MOVED, v, sizeof(v));
+        if (rc)
+            return rc;
+        out->phase = MIGRATE_MOVED;
+        return name_copy(out->to, v);
+    }
+    if (rc)
+        return rc;
+    /* "to|frozen" or "to|committed|<64 hex>" */
+    char *bar = strchr(v, '|');
+    if (!bar || (size_t)(bar - v) >= sizeof(out->to))
+        return ERR_CORRUPT;
+    *bar++ = 0;
+    if (name_copy(out->to, v))
+        return ERR_CORRUPT;
+    if (!strcmp(bar, "frozen")) {
+        out->phase = MIGRATE_FROZEN;
+    } else if (!strncmp(bar, "committed|", 10) && strlen(bar + 10) == 2 * MIGRATE_ROOT_LEN &&
+               !hex_decode(out->root, MIGRATE_ROOT_LEN, bar + 10, 2 * MIGRATE_ROOT_LEN)) {
+        out->phase = MIGRATE_COMMITTED;
+    } else {
+        return ERR_CORRUPT;
+    }
+    return 0;
+}
+
+static int
+out_put(struct region *r, const char *id, const char *val)
+{
+    struct store_batch *b = NULL;
+    int rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_rec_put(b, id, REC_OUT, REC_KEY, SLICE_STR(val));
+    if (!rc)
+        rc = store_commit(region_store(r), b, true);
+    store_batch_free(b);
+    return rc;
+}
+
+int
+migrate_freeze(struct region *r, const char *id, const char *to)
+{
+    struct migrate_out st;
+    char v[64];
+    int rc = migrate_out_get(r, id, &st);
+    if (rc)
+        return rc;
+    if (st.phase == MIGRATE_MOVED)
+        return 0;
+    if (st.phase != MIGRATE_NONE)
+        return strcmp(st.to, to) ? ERR_CONFLICT : 0;
+    snprintf(v, sizeof(v), "%s|frozen", to);
+    rc = out_put(r, id, v);
+    if (rc)
+        return rc;
+    log_info("event=migrate_freeze to=%s", to);
+    unsigned s = fence_slot(id);
+    for (int waited = 0; atomic_load(&fence[s]) > 0; waited++) {
+        if (waited >= FENCE_WAIT_MS)
+            return ERR_UNAVAILABLE;
+        usleep(1000);
+    }
+    return 0;
+}
+
+static int
+history_row(void *ctx, const struct consent_change *c)
+{
+    json_t *o = json_pack("{s:s,s:b,s:I,s:s}", "service", c->service, "granted", c->granted, "at",
+                          (json_int_t)c->at, "policy", c->policy ? c->policy : "");
+    return o && !json_array_append_new(ctx, o) ? 0 : ERR_NOMEM;
+}
+
+static int
+ident_row(void *ctx, enum ident_type type, const char *value)
+{
+    json_t *o = json_pack("{s:s,s:s}", "type", ident_type_name(type), "value", value);
+    return o && !json_array_append_new(ctx, o) ? 0 : ERR_NOMEM;
+}
+
+int
+migrate_manifest(struct region *r, const char *id, json_t **out)
+{
+    struct store_account a;
+    json_t *hist = json_array(), *ids = json_array(), *m = NULL;
+    int rc = hist && ids ? store_account_get(region_store(r), id, &a) : ERR_NOMEM;
+    if (rc)
+        goto out;
+    m = json_pack("{s:s,s:s,s:I,s:s}", "account", id, "country", a.country, "created",
+                  (json_int_t)a.created, "pwhash", a.pwhash);
+    secret_wipe(&a, sizeof(a));
+    rc = m ? consent_history(r, id, history_row, hist) : ERR_NOMEM;
+    if (!rc)
+        rc = ident_list(r, id, ident_row, ids);
+    if (!rc && (json_object_set(m, "consents", hist) || json_object_set(m, "identifiers", ids)))
+        rc = ERR_NOMEM;
+out:
+    json_decref(hist);
+    json_decref(ids);
+    if (rc) {
+        json_decref(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int
+migrate_out_committed(struct region *r, const char *id, const uint8_t root[MIGRATE_ROOT_LEN])
+{
+    struct migrate_out st;
+    char v[160], hex[2 * MIGRATE_ROOT_LEN + 1];
+    int rc = migrate_out_get(r, id, &st);
+    if (rc)
+        return rc;
+    if (st.phase != MIGRATE_FROZEN && st.phase != MIGRATE_COMMITTED)
+        return ERR_CONFLICT;
+    hex_encode(hex, root, MIGRATE_ROOT_LEN);
+    snprintf(v, sizeof(v), "%s|committed|%s", st.to, hex);
+    return out_put(r, id, v);
+}
+
+/*
+ * The one place where a move is recorded in a region's audit log: the
+ * entry's object field carries the agreed root.
+ */
+static int
+migrate_audit_add(struct region *r, struct store_batch *b, enum audit_actor actor,
+                  const char *action, const char *id, const uint8_t root[MIGRATE_ROOT_LEN])
+{
+    return audit_add(
+        region_audit(r), b,
+        &(struct audit_event){.actor = actor, .action = action, .account = id, .object = root});
+}
+
+int
+migrate_shred(struct region *r, const char *id)
+{
+    struct migrate_out st;
+    struct store_batch *kb = NULL, *db = NULL;
+    int rc = migrate_out_get(r, id, &st);
+    if (rc)
+        return rc;
+    if (st.phase == MIGRATE_MOVED)
+        return 0;
+    if (st.phase != MIGRATE_COMMITTED)
+        return ERR_CONFLICT;
+    int64_t now = clock_now();
+    /* keys first: from this commit on, no copy of the data opens */
+    consent_fence_revoke_begin();
+    rc = store_batch_new(&kb);
+    if (!rc)
+        rc = store_batch_account_erase(kb, id, now);
+    if (!rc)
+        rc = store_commit(region_keystore(r), kb, true);
+    consent_fence_revoke_end();
+    if (!rc)
+        rc = store_batch_new(&db);
+    if (!rc)
+        rc = store_batch_account_erase(db, id, now);
+    if (!rc)
+        rc = store_batch_rec_put(db, id, REC_MOVED, REC_KEY, SLICE_STR(st.to));
+    if (!rc)
+        rc = migrate_audit_add(r, db, AUDIT_OPERATOR, "migrate.out", id, st.root);
+    if (!rc)
+        rc = audit_commit(region_audit(r), db, true);
+    store_batch_free(kb);
+    store_batch_free(db);
+    if (rc)
+        return rc;
+    acct_basic_forget(id);
+    retention_kick();
+    log_info("event=migrate_out to=%s", st.to);
+    return 0;
+}
+
+/* ---- at the destination -------------------------------------------------------------- */
+
+/* The arriving record: from and phase ("keys" or "objects"). */
+static int
+in_get(struct region *r, const char *id, char from[REGION_NAME_MAX], char phase[16])
+{
+    char v[128];
+    int rc = rec_text(r, id, REC_IN, v, sizeof(v));
+    if (rc)
+        return rc;
+    char *bar = strchr(v, '|');
+    if (!bar || (size_t)(bar - v) >= REGION_NAME_MAX || strlen(bar + 1) >= 16)
+        return ERR_CORRUPT;
+    *bar = 0;
+    memcpy(phase, bar + 1, strlen(bar + 1) + 1);
+    return name_copy(from, v);
+}
+
+static int
+in_put(struct store_batch *b, const char *id, const char *from, const char *phase)
+{
+    char v[64];
+    snprintf(v, sizeof(v), "%s|%s", from, phase);
+    return store_batch_rec_put(b, id, REC_IN, REC_KEY, SLICE_STR(v));
+}
+
+int
+migrate_in_status(struct region *r, const char *id, const char **state)
+{
+    char from[REGION_NAME_MAX], phase[16];
+    struct store_account a;
+    if (!acct_id_valid(id))
+        return ERR_INVAL;
+    int rc = in_get(r, id, from, phase);
+    if (rc == 0) {
+        *state = "receiving";
+        return 0;
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    rc = store_account_get(region_store(r), id, &a);
+    secret_wipe(&a, sizeof(a));
+    if (rc == ERR_NOT_FOUND) {
+        *state = "none";
+        return 0;
+    }
+    if (!rc)
+        *state = "live";
+    return rc;
+}
+
+/* The account row, under a new account key wrapped by this region's KEK. */
+static int
+in_account(struct region *r, const char *from, const json_t *m, const char *id)
+{
+    const char *country = NULL, *pwhash = NULL;
+    json_int_t created = 0;
+    struct store_account a;
+    struct store_batch *b = NULL;
+    struct key32 *key = NULL;
+    struct buf wrapped;
+    char aad[96];
+    if (json_unpack((json_t *)(uintptr_t)m, "{s:s,s:I,s:s}", "country", &country, "created",
+                    &created, "pwhash", &pwhash) ||
+        strlen(country) != 2 || strlen(pwhash) >= sizeof(a.pwhash))
+        return ERR_INVAL;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    snprintf(a.country, sizeof(a.country), "%s", country);
+    snprintf(a.pwhash, sizeof(a.pwhash), "%s", pwhash);
+    a.created = created;
+    buf_init(&wrapped, STORE_WRAPPED_MAX);
+    int rc = ERR_NOMEM;
+    key = key32_new();
+    if (!key)
+        goto out;
+    key32_random(key);
+    snprintf(aad, sizeof(aad), "acct|%s", id);
+    rc = kr_wrap(region_keyring(r), &wrapped, key, SLICE_STR(aad));
+    if (rc)
+        goto out;
+    memcpy(a.wrapped_key, wrapped.data, wrapped.len);
+    a.wrapped_len = wrapped.len;
+    rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_account_insert(b, &a);
+    if (!rc)
+        rc = in_put(b, id, from, "keys");
+    if (!rc)
+        rc = store_commit(region_store(r), b, true);
+out:
+    store_batch_free(b);
+    key32_free(key);
+    buf_release(&wrapped);
+    secret_wipe(&a, sizeof(a));
+    return rc;
+}
+
+/* The consent ledger, replayed, and a new key for every service left on. */
+static int
+in_keys(struct region *r, const json_t *m, const char *id)
+{
+    json_t *hist = json_object_get(m, "consents");
+    struct store_batch *b = NULL;
+    bool on[SVC_COUNT] = {0};
+    size_t i;
+    json_t *c;
+    if (!json_is_array(hist))
+        return ERR_INVAL;
+    int rc = store_batch_new(&b);
+    if (!rc) /* whatever an interrupted attempt left */
+        rc = store_batch_account_erase(b, id, clock_now());
+    json_array_foreach(hist, i, c)
+    {
+        const char *service = NULL, *policy = NULL;
+        int granted = 0;
+        json_int_t at = 0;
+        struct store_consent sc;
+        if (rc)
+            break;
+        if (json_unpack(c, "{s:s,s:b,s:I,s:s}", "service", &service, "granted", &granted, "at", &at,
+                        "policy", &policy) ||
+            !svc_valid(service) || strlen(policy) >= sizeof(sc.policy)) {
+            rc = ERR_INVAL;
+            break;
+        }
+        memset(&sc, 0, sizeof(sc));
+        snprintf(sc.account, sizeof(sc.account), "%s", id);
+        snprintf(sc.service, sizeof(sc.service), "%s", service);
+        snprintf(sc.policy, sizeof(sc.policy), "%s", policy);
+        sc.granted = granted;
+        sc.at = at;
+        rc = store_batch_consent_put(b, &sc);
+        for (size_t k = 0; svc_names[k]; k++)
+            if (!strcmp(svc_names[k], service))
+                on[k] = granted;
+    }
+    for (size_t k = 0; !rc && svc_names[k]; k++) {
+        uint8_t wrapped[STORE_WRAPPED_MAX];
+        size_t len = 0;
+        if (!on[k])
+            continue;
+        rc = svc_key_new(r, id, svc_names[k], wrapped, sizeof(wrapped), &len);
+        if (!rc)
+            rc = store_batch_svckey_insert(b, id, svc_names[k], SLICE(wrapped, len));
+    }
+    if (!rc) {
+        consent_fence_revoke_begin();
+        rc = store_commit(region_keystore(r), b, true);
+        consent_fence_revoke_end();
+    }
+    store_batch_free(b);
+    return rc;
+}
+
+static int
+in_idents(struct region *r, const json_t *m, const char *id)
+{
+    json_t *ids = json_object_get(m, "identifiers"), *v;
+    size_t i;
+    if (!json_is_array(ids))
+        return ERR_INVAL;
+    json_array_foreach(ids, i, v)
+    {
+        const char *type = NULL, *value = NULL;
+        enum ident_type t;
+        if (json_unpack(v, "{s:s,s:s}", "type", &type, "value", &value) ||
+            ident_type_parse(type, &t))
+            return ERR_INVAL;
+        int rc = ident_add(r, id, t, value);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int
+migrate_in_begin(struct region *r, const char *from, const json_t *manifest, const char **state)
+{
+    const char *id = json_string_value(json_object_get(manifest, "account"));
+    char f[REGION_NAME_MAX], phase[16];
+    if (!id || !acct_id_valid(id))
+        return ERR_INVAL;
+    int rc = migrate_in_status(r, id, state);
+    if (rc || !strcmp(*state, "live"))
+        return rc;
+    if (!strcmp(*state, "none")) {
+        rc = in_account(r, from, manifest, id);
+        if (rc)
+            return rc;
+    }
+    rc = in_get(r, id, f, phase);
+    if (!rc && strcmp(f, from) != 0)
+        return ERR_CONFLICT;
+    if (!rc && !strcmp(phase, "keys")) {
+        struct store_batch *b = NULL;
+        rc = in_keys(r, manifest, id);
+        if (!rc)
+            rc = in_idents(r, manifest, id);
+        if (!rc)
+            rc = store_batch_new(&b);
+        if (!rc)
+            rc = in_put(b, id, from, "objects");
+        if (!rc)
+            rc = store_commit(region_store(r), b, true);
+        store_batch_free(b);
+    }
+    if (!rc)
+        *state = "receiving";
+    return rc;
+}
+
+static int
+in_receiving(struct region *r, const char *from, const char *id)
+{
+    char f[REGION_NAME_MAX], phase[16];
+    int rc = in_get(r, id, f, phase);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_CONFLICT;
+    if (!rc && (strcmp(f, from) != 0 || strcmp(phase, "objects") != 0))
+        return ERR_CONFLICT;
+    return rc;
+}
+
+int
+migrate_in_objects(struct region *r, const char *from, struct slice bundle, uint64_t *objects)
+{
+    const uint8_t *p = bundle.p, *end = bundle.p + bundle.len;
+    const uint8_t *nul = memchr(p, 0, bundle.len);
+    char id[STORE_ID_MAX];
+    *objects = 0;
+    if (!nul || (size_t)(nul - p) >= sizeof(id))
+        return ERR_INVAL;
+    memcpy(id, p, (size_t)(nul - p));
+    id[nul - p] = 0;
+    p = nul + 1;
+    if (!acct_id_valid(id))
+        return ERR_INVAL;
+    int rc = in_receiving(r, from, id);
+    while (!rc && p < end) {
+        char service[STORE_SERVICE_MAX];
+        const uint8_t *s_end = memchr(p, 0, (size_t)(end - p));
+        if (!s_end || (size_t)(s_end - p) >= sizeof(service))
+            return ERR_INVAL;
+        memcpy(service, p, (size_t)(s_end - p));
+        service[s_end - p] = 0;
+        const uint8_t *name = s_end + 1;
+        const uint8_t *n_end = memchr(name, 0, (size_t)(end - name));
+        if (!n_end || (size_t)(end - n_end) < 9)
+            return ERR_INVAL;
+        uint64_t size = 0;
+        for (int i = 1; i <= 8; i++)
+            size = size << 8 | n_end[i];
+        const uint8_t *data = n_end + 9;
+        if (size > (uint64_t)(end - data))
+            return ERR_INVAL;
+        struct obj_put *put = NULL;
+        struct obj_info info;
+        rc = obj_put_begin(&put, r, id, service, (const char *)name, (size_t)(n_end - name), size);
+        if (!rc && size)
+            rc = obj_put_write(put, data, (size_t)size);
+        if (!rc)
+            rc = obj_put_finish(put, &info);
+        obj_put_free(put);
+        if (!rc)
+            (*objects)++;
+        p = data + size;
+    }
+    return rc;
+}
+
+/* Drops everything received of an arriving account: the move starts over. */
+static int
+in_reset(struct region *r, const char *id)
+{
+    struct store_batch *kb = NULL, *db = NULL;
+    int64_t now = clock_now();
+    consent_fence_revoke_begin();
+    int rc = store_batch_new(&kb);
+    if (!rc)
+        rc = store_batch_account_erase(kb, id, now);
+    if (!rc)
+        rc = store_commit(region_keystore(r), kb, true);
+    consent_fence_revoke_end();
+    if (!rc)
+        rc = store_batch_new(&db);
+    if (!rc)
+        rc = store_batch_account_erase(db, id, now);
+    if (!rc)
+        rc = store_commit(region_store(r), db, true);
+    store_batch_free(kb);
+    store_batch_free(db);
+    retention_kick();
+    return rc;
+}
+
+int
+migrate_in_commit(struct region *r, const char *from, const char *id,
+                  const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes)
+{
+    uint8_t mine[MIGRATE_ROOT_LEN];
+    const char *state = NULL;
+    struct store_batch *b = NULL;
+    int rc = migrate_in_status(r, id, &state);
+    if (rc)
+        return rc;
+    if (!strcmp(state, "none"))
+        return ERR_CONFLICT;
+    if (!strcmp(state, "receiving"))
+        rc = in_receiving(r, from, id);
+    if (!rc)
+        rc = migrate_objects(r, id, NULL, NULL, mine, objects, bytes);
+    if (rc)
+        return rc;
+    if (sodium_memcmp(mine, root, MIGRATE_ROOT_LEN) != 0) {
+        if (!strcmp(state, "live"))
+            return ERR_CONFLICT;
+        log_warn("event=migrate_root_mismatch from=%s action=reset", from);
+        rc = in_reset(r, id);
+        return rc ? rc : ERR_CONFLICT;
+    }
+    if (!strcmp(state, "live"))
+        return 0;
+    rc = store_batch_new(&b);
+    if (!rc)
+        rc = store_batch_rec_delete(b, id, REC_IN, REC_KEY);
+    if (!rc)
+        rc = store_batch_rec_delete(b, id, REC_MOVED, REC_KEY);
+    if (!rc)
+        rc = migrate_audit_add(r, b, AUDIT_PEER, "migrate.in", id, mine);
+    if (!rc)
+        rc = audit_commit(region_audit(r), b, true);
+    store_batch_free(b);
+    if (!rc)
+        log_info("event=migrate_in from=%s objects=%" PRIu64, from, *objects);
+    return rc;
+}

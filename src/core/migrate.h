@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * migrate.h: moving accounts between regions (PROMISES.md P6), the domain
+ * half: what the source and the destination each keep and do. The network
+ * half (the signed peer channel and the calls) is in http/api_peer.c.
+ *
+ * Per account, at the source: freeze (a durable record; writes get 503,
+ * and writes already under way are waited for), read everything (account,
+ * consent ledger, identifiers, every live object in plaintext) for the
+ * destination, compute the Merkle root of (service, name, SHA-256 of the
+ * bytes) over the objects; once the destination has committed with the
+ * same root, crypto-shred (key store first) and keep only a tombstone
+ * (account id -> region). At the destination: the account arrives under a
+ * "receiving" record (not served: logins are sent back to the source),
+ * everything is re-sealed under its own keys, and the commit, which
+ * recomputes the root from what it stored and compares, removes that record
+ * in the same transaction as its audit entry. Every step is idempotent, so
+ * a crash anywhere is finished by running the move again.
+ *
+ * Records (store_rec, data store): "migout" at the source (to, phase, root),
+ * "migin" at the destination (from, phase), "moved" the tombstone.
+ *
+ * Thread-safety: every function may be called from any thread.
+ */
+#ifndef OIKOS_MIGRATE_H
+#define OIKOS_MIGRATE_H
+
+#include <jansson.h>
+
+#include "base/buf.h"
+#include "base/common.h"
+#include "core/region.h"
+#include "store/store.h"
+
+#define MIGRATE_ROOT_LEN 32
+#define MIGRATE_RETRY_AFTER 5 /* seconds a frozen account's writes are told to wait */
+
+/* ---- everywhere ----------------------------------------------------------- */
+
+/**
+ * Where account id is served: 0 if here; ERR_WRONG_REGION with name and
+ * url for its tombstone's region, for the source of a move still arriving
+ * here, or for the region its id names (region_route); ERR_NOT_FOUND for a
+ * region nobody knows.
+ */
+MUST_CHECK int migrate_route(struct region *r, const char *id, char name[REGION_NAME_MAX],
+                             char url[REGION_URL_MAX]);
+/**
+ * A user's write begins: ERR_UNAVAILABLE while the account is frozen for a
+ * move; else 0 and *slot, to be given to migrate_write_leave at its end.
+ */
+MUST_CHECK int migrate_write_enter(struct region *r, const char *account, unsigned *slot);
+/** A write ended (slot 0: none). */
+void migrate_write_leave(unsigned slot);
+
+/** Called per account listed: id, objects and plaintext bytes. Non-zero stops. */
+typedef int (*migrate_list_cb)(void *ctx, const char *id, uint64_t objects, uint64_t bytes);
+/**
+ * Lists the accounts served here (not those arriving) of country cc, or
+ * only account `id` if id is not NULL.
+ */
+MUST_CHECK int migrate_list(struct region *r, const char *cc, const char *id, migrate_list_cb cb,
+                            void *ctx);
+
+/* ---- at the source ---------------------------------------------------------- */
+
+enum migrate_phase { MIGRATE_NONE, MIGRATE_FROZEN, MIGRATE_COMMITTED, MIGRATE_MOVED };
+
+/** An account's move, as the source records it. */
+struct migrate_out {
+    enum migrate_phase phase;
+    char to[REGION_NAME_MAX];
+    uint8_t root[MIGRATE_ROOT_LEN]; /* MIGRATE_COMMITTED */
+};
+
+/** Reads the state of account id's move (MIGRATE_MOVED: only the tombstone is left). */
+MUST_CHECK int migrate_out_get(struct region *r, const char *id, struct migrate_out *out);
+/**
+ * Freezes account id for a move to region to (durable), then waits up to
+ * a few seconds for its writes under way. ERR_CONFLICT if it is moving
+ * elsewhere; ERR_UNAVAILABLE if writes are still running (try again).
+ */
+MUST_CHECK int migrate_freeze(struct region *r, const char *id, const char *to);
+/**
+ * What the destination needs besides the objects, as JSON (caller owns
+ * *out): account, country, created, pwhash, consent history, identifiers.
+ */
+MUST_CHECK int migrate_manifest(struct region *r, const char *id, json_t **out);
+/** Called per live object: bytes borrowed for the call. Non-zero stops. */
+typedef int (*migrate_obj_cb)(void *ctx, const char *service, const char *name, size_t namelen,
+                              struct slice data);
+/**
+ * Reads every live object of the account's services that are on, calls cb
+ * (cb may be NULL) and computes the root of them all into root; *objects
+ * and *bytes count them.
+ */
+MUST_CHECK int migrate_objects(struct region *r, const char *id, migrate_obj_cb cb, void *ctx,
+                               uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes);
+/** Records that the destination committed with this root (durable). */
+MUST_CHECK int migrate_out_committed(struct region *r, const char *id,
+                                     const uint8_t root[MIGRATE_ROOT_LEN]);
+/**
+ * Crypto-shreds the account (its keys and consents in the key store first,
+ * then every row in the data store) and leaves the tombstone and the
+ * "migrate.out" audit entry in the same transaction. Needs
+ * MIGRATE_COMMITTED.
+ */
+MUST_CHECK int migrate_shred(struct region *r, const char *id);
+
+/* ---- at the destination ------------------------------------------------------ */
+
+/**
+ * State of account id here: "none", "receiving" or "live" (*state borrowed
+ * static text).
+ */
+MUST_CHECK int migrate_in_status(struct region *r, const char *id, const char **state);
+/**
+ * Starts or resumes receiving the account described by manifest from
+ * region from: the account under a new account key, the consent ledger
+ * with new service keys, the identifiers. *state as migrate_in_status
+ * after it ("live": nothing was done).
+ */
+MUST_CHECK int migrate_in_begin(struct region *r, const char *from, const json_t *manifest,
+                                const char **state);
+/**
+ * Stores the objects of a bundle: account id NUL, then per object service
+ * NUL name NUL size (8 bytes, big-endian) bytes. A name already stored is
+ * replaced, so a bundle sent again stores nothing twice.
+ */
+MUST_CHECK int migrate_in_objects(struct region *r, const char *from, struct slice bundle,
+                                  uint64_t *objects);
+/**
+ * Recomputes the root from what is stored; if it equals root, makes the
+ * account live here (and records "migrate.in"); if not, drops everything
+ * received (ERR_CONFLICT: the move starts again). Live already: 0 if the
+ * roots agree.
+ */
+MUST_CHECK int migrate_in_commit(struct region *r, const char *from, const char *id,
+                                 const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects,
+                                 uint64_t *bytes);
+
+#endif
