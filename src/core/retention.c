@@ -28,6 +28,7 @@
 #include "base/util.h"
 #include "core/consent.h"
 #include "core/retention.h"
+#include "core/trail.h"
 #include "store/store.h"
 
 #define DAY 86400
@@ -280,7 +281,12 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
             al->n = 0;
             rc = store_accounts_idle(data, before, SWEEP_BATCH, acct_row, al);
             for (size_t i = 0; !rc && i < al->n; i++) {
-                rc = retention_erase_account(r, al->id[i], NULL);
+                /* on record first; while sealed no pseudonym can be made */
+                struct trail t = {AUDIT_SYSTEM, "retention.erase",
+                                  region_sealed(r) ? NULL : al->id[i], NULL, NULL, 0};
+                rc = trail_record(r, &t, true);
+                if (!rc)
+                    rc = retention_erase_account(r, al->id[i], NULL);
                 st->idle += !rc;
                 keys_changed = true;
             }
@@ -306,6 +312,10 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
         do {
             pl->n = 0;
             rc = store_purges(data, SWEEP_BATCH, purge_row, pl);
+            if (!rc && pl->n > 0) {
+                struct trail t = {AUDIT_SYSTEM, "retention.purge", NULL, NULL, NULL, 0};
+                rc = trail_record(r, &t, true);
+            }
             for (size_t i = 0; !rc && i < pl->n && !atomic_load(stop); i++) {
                 struct store_batch *b = NULL;
                 rc = store_batch_new(&b);

@@ -172,6 +172,17 @@ def test_revoke_destroys_the_service_and_nothing_else(server, user):
               account) == [("messages",), ("photos",)]
     wait_swept(server)
     assert metric(server, "oikos_objects ") == ["oikos_objects 2"]
+    # the sweeper's purge is on the audit record, as the region's own act
+    actions = []
+    for _ in range(50):
+        size = server.request("GET", "/v1/audit/head").json()["tree_size"]
+        entries = server.request("GET", "/v1/audit/entries?start=0&end=%d" % size).json()
+        actions = [(e["entry"]["action"], e["entry"]["actor"]) for e in entries["entries"]]
+        if ("retention.purge", "system") in actions:
+            break
+        time.sleep(0.1)
+    assert ("retention.purge", "system") in actions
+    assert ("consent.revoke", "user") in actions
     # on again: a new, empty service
     server.consent(token, "contacts")
     feed = server.request("GET", "/v1/me/data/contacts", token=token).json()
