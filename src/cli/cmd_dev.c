@@ -78,9 +78,9 @@ find_oikosd(const char *opt, char *out, size_t cap)
     if (n > 0) {
         self[n] = 0;
         char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(out, cap, "%s/oikosd", self);
+        if (slash && (size_t)(slash - self) + sizeof("/oikosd") <= cap) {
+            memcpy(out, self, (size_t)(slash - self));
+            memcpy(out + (slash - self), "/oikosd", sizeof("/oikosd"));
             if (access(out, X_OK) == 0)
                 return;
         }

@@ -51,120 +51,6 @@
 #define SQ_WAL_LIMIT_BYTES "67108864" /* journal_size_limit: 64 MiB */
 #define SQ_POOL_IDLE_MAX 64           /* idle readers kept open */
 
-/*
- * The schema, one step per version, in portable SQL: a PostgreSQL back-end
- * can run the same steps with BYTEA for BLOB. Every table is keyed by the
- * account first (meta excepted), so that a distributed database can shard
- * by it. Never edit a step that has shipped: append a new one.
- */
-static const struct store_migration sq_migrations[] = {
-    {1, "CREATE TABLE meta ("
-        " k TEXT NOT NULL PRIMARY KEY,"
-        " v BLOB NOT NULL);"
-        "CREATE TABLE accounts ("
-        " account TEXT NOT NULL PRIMARY KEY,"
-        " country TEXT NOT NULL,"
-        " pwhash TEXT NOT NULL,"
-        " wrapped_key BLOB NOT NULL,"
-        " created BIGINT NOT NULL);"
-        "CREATE TABLE sessions ("
-        " account TEXT NOT NULL,"
-        " token_hash BLOB NOT NULL,"
-        " created BIGINT NOT NULL,"
-        " expires BIGINT NOT NULL,"
-        " PRIMARY KEY (account, token_hash));"
-        "CREATE UNIQUE INDEX sessions_token ON sessions (token_hash);"
-        "CREATE TABLE svckeys ("
-        " account TEXT NOT NULL,"
-        " service TEXT NOT NULL,"
-        " wrapped BLOB NOT NULL,"
-        " PRIMARY KEY (account, service));"
-        "CREATE TABLE objects ("
-        " account TEXT NOT NULL,"
-        " service TEXT NOT NULL,"
-        " name_hash BLOB NOT NULL,"
-        " name_sealed BLOB NOT NULL,"
-        " version BIGINT NOT NULL,"
-        " seq BIGINT NOT NULL,"
-        " size BIGINT NOT NULL,"
-        " chunks BIGINT NOT NULL,"
-        " cipher INTEGER NOT NULL,"
-        " mtime BIGINT NOT NULL,"
-        " deleted INTEGER NOT NULL,"
-        " PRIMARY KEY (account, service, name_hash));"
-        "CREATE INDEX objects_feed ON objects (account, service, seq);"
-        "CREATE TABLE chunks ("
-        " account TEXT NOT NULL,"
-        " version BIGINT NOT NULL,"
-        " idx BIGINT NOT NULL,"
-        " data BLOB NOT NULL,"
-        " PRIMARY KEY (account, version, idx));"},
-    {10, "CREATE TABLE records ("
-         " account TEXT NOT NULL,"
-         " kind TEXT NOT NULL,"
-         " rkey BLOB NOT NULL,"
-         " val BLOB NOT NULL,"
-         " PRIMARY KEY (account, kind, rkey));"
-         "CREATE INDEX records_find ON records (kind, rkey, account);"},
-    /*
-     * Consent, retention, erasure (docs/internals/CONSENT.md). A region
-     * opens two stores with this schema: the data store (objects, chunks,
-     * accounts, activity, purges) and the key store (svckeys, consents,
-     * consent_log, erasures), so that no copy of the data holds a key.
-     */
-    {20, "CREATE TABLE consents ("
-         " account TEXT NOT NULL,"
-         " service TEXT NOT NULL,"
-         " granted INTEGER NOT NULL,"
-         " at BIGINT NOT NULL,"
-         " policy TEXT NOT NULL,"
-         " generation BIGINT NOT NULL,"
-         " purge_pending INTEGER NOT NULL,"
-         " PRIMARY KEY (account, service));"
-         "CREATE INDEX consents_pending ON consents (purge_pending) WHERE purge_pending = 1;"
-         "CREATE TABLE consent_log ("
-         " account TEXT NOT NULL,"
-         " n BIGINT NOT NULL,"
-         " service TEXT NOT NULL,"
-         " generation BIGINT NOT NULL,"
-         " granted INTEGER NOT NULL,"
-         " at BIGINT NOT NULL,"
-         " policy TEXT NOT NULL,"
-         " PRIMARY KEY (account, n));"
-         "CREATE TABLE activity ("
-         " account TEXT NOT NULL PRIMARY KEY,"
-         " at BIGINT NOT NULL);"
-         "CREATE TABLE purges ("
-         " account TEXT NOT NULL,"
-         " version BIGINT NOT NULL,"
-         " queued BIGINT NOT NULL,"
-         " PRIMARY KEY (account, version));"
-         "CREATE TABLE erasures ("
-         " account TEXT NOT NULL PRIMARY KEY,"
-         " at BIGINT NOT NULL);"},
-    /*
-     * The audit log (docs/internals/AUDIT.md): leaves numbered from 0, each
-     * with the owner's pseudonym as tag (NULL for the region's own
-     * entries); the tree's nodes of level 1 and up (a level-0 node is the
-     * hash of its leaf), keyed by id = index * 64 + level; and the owners'
-     * index, written when leaves are integrated. Not keyed by account: the
-     * log is the region's. INTEGER PRIMARY KEY is SQLite's rowid, so a leaf
-     * or a node costs one B-tree insert, in order (these are the hottest
-     * tables); a PostgreSQL back-end reads it as BIGINT PRIMARY KEY.
-     */
-    {30, "CREATE TABLE audit_leaves ("
-         " idx INTEGER PRIMARY KEY,"
-         " tag BLOB,"
-         " leaf BLOB NOT NULL);"
-         "CREATE TABLE audit_nodes ("
-         " id INTEGER PRIMARY KEY,"
-         " hash BLOB NOT NULL);"
-         "CREATE TABLE audit_owners ("
-         " tag BLOB NOT NULL,"
-         " idx BIGINT NOT NULL,"
-         " PRIMARY KEY (tag, idx));"},
-};
-
 /* Cached statements; each connection prepares one the first time it is used. */
 enum sq_stmt {
     /* reads */
@@ -670,14 +556,15 @@ sq_migrate(struct sq_conn *c)
     rc = sq_query_int(c->db, "SELECT coalesce(max(version), 0) FROM schema_version", &have);
     if (rc)
         goto out;
-    const int newest = sq_migrations[ARRAY_SIZE(sq_migrations) - 1].version;
+    const int newest = store_migrations[store_migrations_len - 1].version;
     if (have > newest) {
         log_err("store schema is newer than this program have=%" PRId64 " know=%d", have, newest);
         rc = ERR_INVAL;
         goto out;
     }
-    for (size_t i = 0; i < ARRAY_SIZE(sq_migrations); i++) {
-        const struct store_migration *m = &sq_migrations[i];
+    /* The portable steps of schema.c, as written: SQLite needs no substitution. */
+    for (size_t i = 0; i < store_migrations_len; i++) {
+        const struct store_migration *m = &store_migrations[i];
         if (m->version <= have)
             continue;
         rc = sq_exec(c->db, m->sql);
