@@ -311,7 +311,7 @@ out:
         secret_free(token);
         return rc;
     }
-    log_info("event=init shares=%u threshold=%u", n, k);
+    log_info("event=init custodians=%u threshold=%u", n, k);
     *shares_out = shares;
     *token_out = token;
     return 0;
@@ -337,7 +337,7 @@ region_unseal(struct region *r, const char *share, unsigned *progress, unsigned 
             kr_seal(r->kr);
     }
     if (rc)
-        log_warn("event=unseal_share_refused err=\"%s\"", err_str(rc));
+        log_warn("event=unseal_refused err=\"%s\"", err_str(rc));
     else if (!kr_sealed(r->kr) && *progress == 0)
         log_info("event=unsealed");
     else
