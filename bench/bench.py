@@ -15,6 +15,11 @@ and reported as a ratio to it.
   get_large  streaming GET of it: MB/s vs one core's AES-256-GCM
              decryption speed (bench_aead)
   rss        oikosd's resident memory growth during each large transfer
+  pg         the same oikosd figures again with both stores on PostgreSQL
+             (a private cluster started here by scripts/pgtest.sh, on the
+             same filesystem), beside PostgreSQL's own rate of durable
+             single-row transactions one at a time (pgbench); the table
+             puts SQLite and PostgreSQL side by side (--no-pg skips it)
 
 oikosd runs with --threads 64 (its default is 32): one pool thread per
 connection, because a PUT's thread blocks until its write is durable; the
@@ -29,6 +34,7 @@ to BUILD/results.json.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -44,6 +50,8 @@ import http.client
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PGTEST = os.path.join(HERE, "..", "scripts", "pgtest.sh")
+PG_EXTRA_S = 240  # added to the deadline by the PostgreSQL pass
 MIB = 1024 * 1024
 PROCS = []  # every subprocess.Popen started here, stopped by PID at exit
 
@@ -202,11 +210,11 @@ class Sampler(threading.Thread):
 # oikosd -----------------------------------------------------------------------
 
 class Oikosd:
-    def __init__(self, binary, workdir, threads):
+    def __init__(self, binary, workdir, threads, store_args=()):
         self.data = os.path.join(workdir, "data")
         self.logfile = os.path.join(workdir, "oikosd.log")
         cmd = [binary, "--region", "local", "--listen", "127.0.0.1:0", "--data", self.data,
-               "--log-file", self.logfile, "--log-level", "warn"]
+               "--log-file", self.logfile, "--log-level", "warn"] + list(store_args)
         if threads:
             cmd += ["--threads", str(threads)]
         env = dict(os.environ, OIKOS_PWHASH_OPS="1", OIKOS_PWHASH_MEM="8192")
@@ -536,6 +544,151 @@ def populate(port, token, service, prefix, count, size):
     return payloads[0]
 
 
+# PostgreSQL ------------------------------------------------------------------------
+
+def pg_bin(name):
+    """A program of the newest PostgreSQL server installed, or None."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/" + name)
+    found.sort(key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
+    return found[-1] if found else None
+
+
+def pg_available():
+    return bool(pg_bin("initdb") and pg_bin("pgbench") and shutil.which("psql")
+                and os.access(PGTEST, os.X_OK))
+
+
+def psql(url, sql):
+    return run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], 60)[0]
+
+
+def pg_baseline(url, seconds, workdir):
+    """PostgreSQL's own rate of durable single-row transactions, one at a
+    time: pgbench, one client, prepared, each transaction one INSERT of a
+    1 KiB row (synchronous_commit on, as the cluster runs): the counterpart
+    of bench_sqlite."""
+    script = os.path.join(workdir, "pgbench.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO t (data) VALUES (decode(repeat(md5(random()::text), 64), 'hex'));\n")
+    out, _ = run([pg_bin("pgbench"), "-n", "-M", "prepared", "-c", "1", "-T", str(seconds),
+                  "-f", script, url], seconds + 60)
+    tps = re.search(r"^tps = ([\d.]+)", out, re.M)
+    lat = re.search(r"^latency average = ([\d.]+) ms", out, re.M)
+    if not tps or not lat:
+        raise BenchError("pgbench: no result in: " + out[-500:])
+    return {"commits_per_s": float(tps.group(1)), "mean_ms": float(lat.group(1))}
+
+
+def pg_pass(bins, workdir, threads, service, args, logdir):
+    """The oikosd figures again, with the data store and the key store in two
+    databases of a private PostgreSQL cluster (scripts/pgtest.sh: initdb in
+    a directory of its own beside the work directory, same filesystem,
+    127.0.0.1, a free port, fsync and synchronous_commit on). The cluster is
+    stopped at the end by pg_ctl, or its postmaster by PID."""
+    pgdir = tempfile.mkdtemp(prefix="oikos-bench-pg-", dir=os.path.dirname(workdir))
+    work = os.path.join(workdir, "pg")
+    os.makedirs(work)
+    out = {"cluster_dir": pgdir}
+    try:
+        log("PostgreSQL: private cluster in %s (scripts/pgtest.sh)" % pgdir)
+        admin = run([PGTEST, "start", pgdir, "0"], 120)[0].strip().splitlines()[-1]
+        base = admin.rsplit("/", 1)[0]
+        for db in ("oikos", "oikos_keys", "baseline"):
+            psql(admin, "CREATE DATABASE " + db)
+        psql(base + "/baseline", "CREATE TABLE t (id bigserial PRIMARY KEY, data bytea NOT NULL)")
+        out["server_version"] = psql(admin, "SHOW server_version").strip()
+
+        log("oikosd on PostgreSQL: start, init, account")
+        srv = Oikosd(bins["oikosd"], work, threads,
+                     ["--store", base + "/oikos", "--keystore", base + "/oikos_keys"])
+        token = srv.setup_user(service)
+        size = args.large_mib * MIB
+        pattern = os.urandom(MIB)
+        path = data_path(service, "large.bin")
+        log("oikosd on PostgreSQL: streaming PUT of %d MiB" % args.large_mib)
+        out["put_large"] = timed_put(srv, token, path, size, pattern)
+        settle(srv.pid)
+        log("oikosd on PostgreSQL: streaming GET of %d MiB, checked, then %d timed (curl)"
+            % (args.large_mib, args.get_repeat))
+        runs = []
+
+        def gets():
+            stream_get(srv.port, token, path, size, pattern)
+            for _ in range(args.get_repeat):
+                settle(srv.pid)
+                c0, m0 = cpu_s(srv.pid), cpu_stat()
+                t = curl_get(srv.port, token, path, size)
+                runs.append({"seconds": t, "mbs": size / t / 1e6,
+                             "server_cores": (cpu_s(srv.pid) - c0) / t,
+                             "machine_busy_cores": busy_between(m0, cpu_stat())})
+        _, rss = with_rss(srv.pid, gets)
+        runs.sort(key=lambda r: r["mbs"])
+        out["get_large"] = dict(rss, bytes=size, runs_mbs=[r["mbs"] for r in runs],
+                                **runs[len(runs) // 2])
+
+        baselines = []
+
+        def baseline():
+            settle(srv.pid)
+            log("PostgreSQL durable single-row transactions (pgbench, 1 client, 2 s)")
+            baselines.append(pg_baseline(base + "/baseline", 2, work))
+
+        baseline()
+        baseline()
+        log("oikosd on PostgreSQL: PUT 1 KiB, %d connections (wrk %ds)"
+            % (args.connections, args.seconds))
+        objs0 = srv.metric("oikos_objects") or 0
+        out["put_small"] = wrk(srv.port, "put", args.seconds, args.connections,
+                               {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
+                                "BENCH_RUN": "w", "BENCH_BODY_BYTES": "1024"},
+                               logdir, "oikosd-pg-put", srv.pid)
+        objs1 = srv.metric("oikos_objects")
+        out["put_small"]["objects_stored"] = None if objs1 is None else objs1 - objs0
+        baseline()
+        out["baseline"] = {"runs": baselines,
+                           "commits_per_s": median([r["commits_per_s"] for r in baselines])}
+
+        log("oikosd on PostgreSQL: populate 1,000 objects of 1 KiB")
+        sample = populate(srv.port, token, service, "g-", 1000, 1024)
+        status, body = srv.request("GET", data_path(service, "g-0"), token=token)
+        if status != 200 or body != sample:
+            raise BenchError("GET g-0 on PostgreSQL: %d, not what was stored" % status)
+        settle(srv.pid)
+        log("oikosd on PostgreSQL: GET 1 KiB, %d connections (wrk %ds)"
+            % (args.connections, args.seconds))
+        out["get_small"] = wrk(srv.port, "get", args.seconds, args.connections,
+                               {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
+                                "BENCH_NAMES": "1000", "BENCH_PREFIX": "g-"},
+                               logdir, "oikosd-pg-get", srv.pid)
+        out["database_bytes"] = int(psql(admin, "SELECT pg_database_size('oikos')").strip())
+        rc = srv.stop()
+        if rc != 0:
+            raise BenchError("oikosd on PostgreSQL exited with %d: %s" % (rc, srv.tail()))
+        shutil.copy(srv.logfile, os.path.join(logdir, "oikosd-pg.log"))
+    finally:
+        pg_stop(pgdir)
+    return out
+
+
+def pg_stop(pgdir):
+    """Stops the private cluster (pg_ctl, fast); failing that, its postmaster by PID."""
+    try:
+        run([PGTEST, "stop", pgdir], 90)
+    except BenchError as e:
+        log("warning: %s" % e)
+    pidfile = os.path.join(pgdir, "data", "postmaster.pid")
+    if os.path.exists(pidfile):
+        with open(pidfile) as f:
+            pid = int(f.readline())
+        log("PostgreSQL still running: stopping postmaster %d" % pid)
+        os.kill(pid, signal.SIGQUIT)
+        for _ in range(100):
+            if not os.path.exists("/proc/%d" % pid):
+                break
+            time.sleep(0.1)
+    shutil.rmtree(pgdir, ignore_errors=True)
+
+
 # The run -----------------------------------------------------------------------
 
 def pick_workdir():
@@ -557,7 +710,13 @@ def main():
                     help="large GETs timed (the median counts)")
     ap.add_argument("--large-mib", type=int, default=256)
     ap.add_argument("--deadline", type=int, default=170, help="seconds before giving up")
+    ap.add_argument("--no-pg", action="store_true",
+                    help="skip the PostgreSQL pass (it adds %d s to the deadline)" % PG_EXTRA_S)
     args = ap.parse_args()
+    pg = not args.no_pg and pg_available()
+    if not args.no_pg and not pg:
+        log("PostgreSQL server, pgbench or psql not installed: no PostgreSQL pass (make deps)")
+    deadline = args.deadline + (PG_EXTRA_S if pg else 0)
 
     build = os.path.abspath(args.build)
     bins = {n: os.path.join(build, n) for n in
@@ -569,9 +728,9 @@ def main():
         raise BenchError("wrk missing: apt-get install wrk")
 
     def on_deadline(signum, frame):
-        raise BenchError("deadline of %ds passed" % args.deadline)
+        raise BenchError("deadline of %ds passed" % deadline)
     signal.signal(signal.SIGALRM, on_deadline)
-    signal.alarm(args.deadline)
+    signal.alarm(deadline)
 
     logdir = os.path.join(build, "bench-logs")
     os.makedirs(logdir, exist_ok=True)
@@ -704,6 +863,8 @@ def main():
         if rc != 0:
             raise BenchError("oikosd exited with %d: %s" % (rc, srv.tail()))
         shutil.copy(srv.logfile, os.path.join(logdir, "oikosd.log"))
+        if pg:
+            res["pg"] = pg_pass(bins, workdir, threads, service, args, logdir)
     finally:
         signal.alarm(0)
         stop_all()
@@ -817,9 +978,10 @@ def details(res, path):
                  % (srv["connections"], "{:,}".format(srv["requests"])))
     ps = res["put_small"]
     if ps.get("objects_stored") is not None:
+        acked = ps["requests"] - ps["errors"]["status"]
         lines.append("oikosd PUT 1 KiB: %s objects stored (oikos_objects), %s acknowledged "
-                     "by a 2xx" % ("{:,}".format(ps["objects_stored"]),
-                                   "{:,}".format(ps["requests"] - ps["errors"]["status"])))
+                     "by a 2xx: %s" % ("{:,}".format(ps["objects_stored"]), "{:,}".format(acked),
+                                       "ok" if ps["objects_stored"] >= acked else "FEWER"))
     for name, r in (("PUT", res["put_large"]), ("GET", res["get_large"]),
                     ("PUT again (warm, after the small objects)", res["put_large_warm"])):
         p = r["rss_growth_parts_kib"]
@@ -851,6 +1013,52 @@ def details(res, path):
     return lines
 
 
+def pg_table(res):
+    """The oikosd figures on SQLite and on PostgreSQL, side by side."""
+    q, p = res, res["pg"]
+    rows = [("same run, same disk", "SQLite", "PostgreSQL %s" % p["server_version"], "PG/SQLite")]
+
+    def row(what, a, b, fmt=num):
+        rows.append((what, fmt(a), fmt(b), "%.2f" % (b / a) if a else ""))
+    conns = res["machine"]["connections"]
+    large = "%d MiB" % (q["put_large"]["bytes"] // MIB)
+    row("PUT 1 KiB, %d conns: writes/s" % conns, q["put_small"]["ok_rate"],
+        p["put_small"]["ok_rate"])
+    row("  latency p50, ms", q["put_small"]["latency_us"]["p50"] / 1e3,
+        p["put_small"]["latency_us"]["p50"] / 1e3, lambda v: "%.1f" % v)
+    row("  latency p99, ms", q["put_small"]["latency_us"]["p99"] / 1e3,
+        p["put_small"]["latency_us"]["p99"] / 1e3, lambda v: "%.1f" % v)
+    row("  machine busy, cores", q["put_small"]["machine_busy_cores"],
+        p["put_small"]["machine_busy_cores"], lambda v: "%.2f" % v)
+    row("durable 1-row txns one at a time: commits/s", q["sqlite"]["commits_per_s"],
+        p["baseline"]["commits_per_s"])
+    row("GET 1 KiB, %d conns: req/s" % conns, q["get_small"]["ok_rate"],
+        p["get_small"]["ok_rate"])
+    row("  latency p50, ms", q["get_small"]["latency_us"]["p50"] / 1e3,
+        p["get_small"]["latency_us"]["p50"] / 1e3, lambda v: "%.1f" % v)
+    row("  machine busy, cores", q["get_small"]["machine_busy_cores"],
+        p["get_small"]["machine_busy_cores"], lambda v: "%.2f" % v)
+    row("PUT %s stream: MB/s" % large, q["put_large"]["mbs"], p["put_large"]["mbs"])
+    row("GET %s stream: MB/s" % large, q["get_large"]["mbs"], p["get_large"]["mbs"])
+    row("RSS growth, PUT %s: MiB" % large, q["put_large"]["rss_growth_kib"] / 1024,
+        p["put_large"]["rss_growth_kib"] / 1024)
+    row("RSS growth, GET %s: MiB" % large, q["get_large"]["rss_growth_kib"] / 1024,
+        p["get_large"]["rss_growth_kib"] / 1024)
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("PostgreSQL: oikosd's stores in two databases of a private cluster on the same "
+                 "disk (fsync and synchronous_commit on); its baseline is pgbench, 1 client, one "
+                 "1 KiB INSERT per transaction, the median of %s commits/s; the data database "
+                 "held %.0f MiB at the end"
+                 % (", ".join(num(r["commits_per_s"]) for r in p["baseline"]["runs"]),
+                    p["database_bytes"] / MIB))
+    return lines
+
+
 def report(res, path):
     res["figures"] = figures(res)
     with open(path, "w") as fp:
@@ -860,6 +1068,9 @@ def report(res, path):
     print("\n".join(table(res["figures"])))
     print()
     print("\n".join(details(res, path)))
+    if res.get("pg"):
+        print()
+        print("\n".join(pg_table(res)))
     busy = res["machine"]["busy_cores_before"]
     if busy > 0.2:
         print("WARNING: the machine was busy (%.1f cores) when the run started: other work "

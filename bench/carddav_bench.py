@@ -7,7 +7,9 @@ The same sequential workload runs against each server, over one kept-alive
 connection, as a phone or vdirsyncer would: PUT N vCards (If-None-Match:
 *), PROPFIND Depth 1 of the book, one addressbook-multiget of every card,
 sync-collection initial and after 10 changes, GET each card, DELETE each
-card. Each phase is reported in seconds and ops/s (an op is one card: a
+card. Before each phase the benchmark waits until the server has been idle
+for 200 ms (background work of the previous phase is not charged to the
+next one), the same for every server. Each phase is reported in seconds and ops/s (an op is one card: a
 request for PUT, GET and DELETE, a listed card for PROPFIND, multiget and
 the initial sync; the incremental sync is reported as its latency), with
 oikos's ratio to the faster baseline.
@@ -234,6 +236,25 @@ def sync_body(token):
             "<d:prop><d:getetag/></d:prop></d:sync-collection>" % (NS, token or ""))
 
 
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid, timeout=30):
+    """Waits until the server has used no CPU for 200 ms (its background work
+    after the previous phase: oikos's audit integration and checkpoints,
+    Radicale's and Xandikos's caches), so that each phase is measured alone."""
+    deadline = time.time() + timeout
+    quiet, last = 0, cpu_s(pid)
+    while time.time() < deadline and quiet < 4:
+        time.sleep(0.05)
+        now = cpu_s(pid)
+        quiet = quiet + 1 if now == last else 0
+        last = now
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -243,6 +264,10 @@ def timed(fn):
 def workload(t, n):
     """The sequential workload against one server: {phase: (seconds, ops)}."""
     c = t.client()
+
+    def timed_phase(fn):
+        settle(t.proc.pid)
+        return timed(fn)
     res = {}
     names = ["bench-%06d.vcf" % i for i in range(n)]
     hrefs = [t.book + x for x in names]
@@ -253,23 +278,23 @@ def workload(t, n):
             c.must((201, 204), "PUT", h, v, {"Content-Type": "text/vcard; charset=utf-8",
                                                "If-None-Match": "*"})
     log("  %s: PUT %d" % (t.name, n))
-    res["put"] = (timed(put_all)[0], n)
+    res["put"] = (timed_phase(put_all)[0], n)
 
     log("  %s: PROPFIND depth 1" % t.name)
-    s, (_, body) = timed(lambda: c.must((207,), "PROPFIND", t.book, propfind_body(),
+    s, (_, body) = timed_phase(lambda: c.must((207,), "PROPFIND", t.book, propfind_body(),
                                         {"Depth": "1", "Content-Type": "application/xml"}))
     listed = etags(body)
     assert len([h for h in listed if h.rstrip("/") != t.book.rstrip("/")]) == n, t.name
     res["propfind_depth1"] = (s, n)
 
     log("  %s: multiget of %d" % (t.name, n))
-    s, (_, body) = timed(lambda: c.must((207,), "REPORT", t.book, multiget_body(hrefs),
+    s, (_, body) = timed_phase(lambda: c.must((207,), "REPORT", t.book, multiget_body(hrefs),
                                         {"Depth": "1", "Content-Type": "application/xml"}))
     assert count_responses(body) == n and body.count(b"BEGIN:VCARD") == n, t.name
     res["multiget"] = (s, n)
 
     log("  %s: sync-collection" % t.name)
-    s, (_, body) = timed(lambda: c.must((207,), "REPORT", t.book, sync_body(""),
+    s, (_, body) = timed_phase(lambda: c.must((207,), "REPORT", t.book, sync_body(""),
                                         {"Content-Type": "application/xml"}))
     assert count_responses(body) == n, (t.name, count_responses(body))
     token = sync_token(body)
@@ -280,7 +305,7 @@ def workload(t, n):
         et = listed.get(h) or listed.get(key)
         c.must((200, 201, 204), "PUT", h, vcard(i * (n // 10), version=1),
                {"Content-Type": "text/vcard; charset=utf-8", "If-Match": et})
-    s, (_, body) = timed(lambda: c.must((207,), "REPORT", t.book, sync_body(token),
+    s, (_, body) = timed_phase(lambda: c.must((207,), "REPORT", t.book, sync_body(token),
                                         {"Content-Type": "application/xml"}))
     assert count_responses(body) == 10, (t.name, count_responses(body))
     res["sync_incremental"] = (s, 1)
@@ -291,14 +316,14 @@ def workload(t, n):
         for h, v in zip(hrefs, cards):
             _, body = c.must((200,), "GET", h)
             assert body.startswith(b"BEGIN:VCARD")
-    res["get"] = (timed(get_all)[0], n)
+    res["get"] = (timed_phase(get_all)[0], n)
 
     log("  %s: DELETE %d" % (t.name, n))
 
     def delete_all():
         for h in hrefs:
             c.must((200, 204), "DELETE", h)
-    res["delete"] = (timed(delete_all)[0], n)
+    res["delete"] = (timed_phase(delete_all)[0], n)
     return res
 
 
@@ -331,6 +356,7 @@ def big(t, n):
     out["fill_seconds_16_connections"] = round(s, 2)
     c = t.client()
     hrefs = [t.book + "big-%06d.vcf" % i for i in range(n)]
+    settle(t.proc.pid, timeout=300)
     s, (_, body) = timed(lambda: c.must((207,), "PROPFIND", t.book, propfind_body(),
                                         {"Depth": "1", "Content-Type": "application/xml"}))
     listed = etags(body)
@@ -344,6 +370,7 @@ def big(t, n):
         c.must((204,), "PUT", h, vcard(i * (n // 10), "-big", 1),
                {"Content-Type": "text/vcard; charset=utf-8", "If-Match": listed[h]})
     lat = []
+    settle(t.proc.pid)
     for _ in range(30):
         s, (_, body) = timed(lambda: c.must((207,), "REPORT", t.book, sync_body(token),
                                             {"Content-Type": "application/xml"}))
@@ -355,6 +382,7 @@ def big(t, n):
     mg = multiget_body(hrefs)
     runs = []
     for _ in range(3):
+        settle(t.proc.pid)
         s, (_, body) = timed(lambda: c.must((207,), "REPORT", t.book, mg,
                                             {"Depth": "1", "Content-Type": "application/xml"}))
         assert count_responses(body) == n and body.count(b"BEGIN:VCARD") == n
@@ -368,6 +396,7 @@ def big(t, n):
             _, b = c.must((207,), "REPORT", t.book, multiget_body(hrefs[i:i + 1000]),
                           {"Depth": "1", "Content-Type": "application/xml"})
             assert count_responses(b) == len(hrefs[i:i + 1000])
+    settle(t.proc.pid)
     out["multiget_by_1000_seconds"] = round(timed(chunked)[0], 3)
     return out
 
@@ -381,7 +410,8 @@ def main():
                     help="servers of the comparison, comma-separated")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="carddav-bench-")
-    results = {"n": args.n, "phases": {}, "big": {}}
+    results = {"n": args.n, "phases": {}, "big": {}, "cpus": os.cpu_count(),
+               "loadavg_start": os.getloadavg()[0]}
     try:
         starters = {"oikos": lambda: start_oikos(args.build, tmp),
                     "radicale": lambda: start_radicale(tmp),
@@ -404,11 +434,15 @@ def main():
             stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
 
+    results["loadavg_end"] = os.getloadavg()[0]
     phases = ["put", "propfind_depth1", "multiget", "sync_initial", "sync_incremental", "get",
               "delete"]
     names = list(results["phases"])
     print("\nCardDAV, %d cards, one connection, sequential (ops/s; sync_incremental: ms)"
           % args.n)
+    print("machine: %d CPUs, load average %.1f at the start, %.1f at the end (other work on "
+          "the machine slows every server)" % (results["cpus"], results["loadavg_start"],
+                                               results["loadavg_end"]))
     print("%-18s" % "phase" + "".join("%14s" % x for x in names) + "%16s" % "oikos/best")
     summary = {}
     for ph in phases:

@@ -9,6 +9,7 @@ pkgs=(
     libcurl4-openssl-dev libcmocka-dev
     python3-pytest wrk sqlite3 procps
     libexpat1-dev vdirsyncer radicale xandikos
+    postgresql libpq-dev # the tests start private clusters (scripts/pgtest.sh), never the system one
 )
 
 missing=()

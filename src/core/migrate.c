@@ -2,11 +2,11 @@
 /*
  * migrate.c: the domain half of moving accounts between regions (see
  * migrate.h), on top of the store's per-account records (state and
- * tombstones), the consent ledger, the identifiers, object views (reading
- * plaintext at the source) and object uploads (re-sealing at the
- * destination), and the audit log. The root is RFC 6962's Merkle tree hash
- * (audit/merkle.h) over the objects' leaves sorted bytewise, a leaf being
- * service NUL name NUL SHA-256(bytes).
+ * tombstones), the consent ledger, the identifiers, the sessions, object
+ * views (reading plaintext at the source, unaudited) and object imports
+ * (re-sealing at the destination, obj_import), and the audit log. The root
+ * is RFC 6962's Merkle tree hash (audit/merkle.h) over the objects' leaves
+ * sorted bytewise, a leaf being service NUL name NUL SHA-256(bytes).
  *
  * The write fence: a user's write counts itself in one of FENCE_SLOTS
  * counters (chosen by a hash of the account) before it reads the freeze
@@ -20,6 +20,7 @@
  */
 #include "base/common.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@
 #define REC_OUT "migout"
 #define REC_IN "migin"
 #define REC_MOVED "moved"
+#define REC_MOVED_TOKEN "movedtok" /* token hash -> expiry: the tombstone of a session */
+#define REC_IN_TOKEN "intok"       /* token hash -> expiry: a session that moved here */
 #define REC_KEY SLICE("s", 1)
 #define FENCE_SLOTS 1024
 #define FENCE_WAIT_MS 10000
@@ -119,6 +122,88 @@ migrate_route(struct region *r, const char *id, char name[REGION_NAME_MAX],
     if (rc != ERR_NOT_FOUND)
         return rc;
     return region_route(r, id, '-', name, url);
+}
+
+/* Reads a token record of kind (token hash -> expiry): ERR_NOT_FOUND if none or expired. */
+static int
+token_rec(struct region *r, const char *kind, const char *token, char account[STORE_ID_MAX])
+{
+    uint8_t th[STORE_HASH_LEN];
+    struct buf v;
+    region_token_hash(th, token);
+    int rc = store_rec_find(region_store(r), kind, SLICE(th, sizeof(th)), account);
+    if (rc)
+        return rc;
+    buf_init(&v, 64);
+    rc = store_rec_get(region_store(r), account, kind, SLICE(th, sizeof(th)), &v);
+    if (!rc && v.len == 8) {
+        uint64_t exp = 0;
+        for (size_t i = 0; i < 8; i++)
+            exp = exp << 8 | (uint8_t)v.data[i];
+        if ((int64_t)exp <= clock_now())
+            rc = ERR_NOT_FOUND;
+    } else if (!rc) {
+        rc = ERR_CORRUPT;
+    }
+    buf_release(&v);
+    return rc;
+}
+
+/* A token whose session moved away with its account: where it went. */
+static int
+moved_token(struct region *r, const char *token, char name[REGION_NAME_MAX],
+            char url[REGION_URL_MAX])
+{
+    char account[STORE_ID_MAX];
+    int rc = token_rec(r, REC_MOVED_TOKEN, token, account);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_UNAUTHORIZED : rc;
+    rc = migrate_route(r, account, name, url);
+    return rc == 0 ? ERR_UNAUTHORIZED : rc == ERR_NOT_FOUND ? ERR_UNAUTHORIZED : rc;
+}
+
+int
+migrate_auth(struct region *r, const char *token, char account[STORE_ID_MAX],
+             char name[REGION_NAME_MAX], char url[REGION_URL_MAX])
+{
+    char n2[REGION_NAME_MAX], u2[REGION_URL_MAX];
+    int rc = region_route(r, token, '.', name, url);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_UNAUTHORIZED;
+    if (rc && rc != ERR_WRONG_REGION)
+        return rc;
+    bool ours = rc == 0;
+    rc = acct_auth(r, token, account);
+    if (rc == 0) {
+        if (ours)
+            return 0;
+        /* another region's token whose session moved here: served here? */
+        rc = migrate_route(r, account, n2, u2);
+        if (rc == 0)
+            return 0;
+        if (rc != ERR_WRONG_REGION)
+            return rc;
+    } else if (rc != ERR_UNAUTHORIZED) {
+        return rc;
+    } else { /* unknown here: did its session move away from here? */
+        rc = moved_token(r, token, n2, u2);
+        if (rc == ERR_UNAUTHORIZED && !ours) {
+            /* a session that moved here and ended here (logged out) is not
+             * sent back to the region it came from, which would send it here */
+            char a2[STORE_ID_MAX];
+            rc = token_rec(r, REC_IN_TOKEN, token, a2);
+            if (rc == 0)
+                return ERR_UNAUTHORIZED;
+            if (rc != ERR_NOT_FOUND)
+                return rc;
+            return ERR_WRONG_REGION; /* to the region its prefix names */
+        }
+        if (rc != ERR_WRONG_REGION)
+            return rc;
+    }
+    memcpy(name, n2, sizeof(n2));
+    memcpy(url, u2, sizeof(u2));
+    return ERR_WRONG_REGION;
 }
 
 int
@@ -208,7 +293,7 @@ struct leaves {
 
 static int
 leaves_add(struct leaves *l, const char *service, const char *name, size_t namelen,
-           struct slice data)
+           struct slice data, bool sized)
 {
     uint8_t h[crypto_hash_sha256_BYTES];
     if (l->n == l->cap) {
@@ -220,7 +305,7 @@ leaves_add(struct leaves *l, const char *service, const char *name, size_t namel
         l->cap = cap;
     }
     struct buf *b = &l->v[l->n];
-    buf_init(b, STORE_SERVICE_MAX + OBJ_NAME_MAX + sizeof(h) + 2);
+    buf_init(b, STORE_SERVICE_MAX + OBJ_NAME_MAX + sizeof(h) + 2 + 8);
     crypto_hash_sha256(h, data.p ? data.p : (const uint8_t *)"", data.len);
     int rc = buf_add(b, service, strlen(service) + 1);
     if (!rc)
@@ -229,6 +314,12 @@ leaves_add(struct leaves *l, const char *service, const char *name, size_t namel
         rc = buf_add(b, "", 1);
     if (!rc)
         rc = buf_add(b, h, sizeof(h));
+    if (!rc && sized) { /* for the roots of arriving accounts: the size after the leaf */
+        uint8_t sz[8];
+        for (int i = 0; i < 8; i++)
+            sz[i] = (uint8_t)((uint64_t)data.len >> (56 - 8 * i));
+        rc = buf_add(b, sz, sizeof(sz));
+    }
     if (rc) {
         buf_release(b);
         return rc;
@@ -293,6 +384,178 @@ leaves_root(struct leaves *l, uint8_t root[MIGRATE_ROOT_LEN])
     return 0;
 }
 
+/*
+ * The roots of arriving accounts, from the plaintext as it was sealed: each
+ * bundle's leaves (with each object's size after them) are added here once
+ * their objects committed, so the commit needs no read-back. A name sent
+ * twice (a bundle sent again) is kept once. Only what this process sealed
+ * is here, so the commit trusts it only if the store holds exactly as many
+ * live objects and bytes as the leaves name (every leaf's object is stored,
+ * so equal counts mean equal sets); anything else (a restart in between,
+ * the table full) reads the account back instead. Under inroot_mu.
+ */
+#define INROOT_MAX 512
+
+struct inroot {
+    char id[STORE_ID_MAX];
+    struct leaves leaves;
+};
+
+static pthread_mutex_t inroot_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct inroot inroots[INROOT_MAX];
+
+/*
+ * Leaves made with their sizes (leaves_add sized): sorts them, keeps a name
+ * sent twice with the same bytes once, strips the sizes, and counts objects
+ * and bytes. ERR_CONFLICT if a name came with two contents.
+ */
+static int
+leaves_settle(struct leaves *l, uint64_t *objects, uint64_t *bytes)
+{
+    uint64_t n = 0, b = 0;
+    size_t k = 0;
+    /* leaf || size, sorted: a name twice is adjacent (same bytes up to the hash) */
+    qsort(l->v, l->n, sizeof(*l->v), leaf_cmp);
+    for (size_t i = 0; i < l->n; i++) {
+        struct buf *x = &l->v[i];
+        if (k > 0 && l->v[k - 1].len == x->len && !memcmp(l->v[k - 1].data, x->data, x->len)) {
+            buf_release(x); /* the same object sent twice */
+            continue;
+        }
+        if (k > 0 && l->v[k - 1].len == x->len &&
+            !memcmp(l->v[k - 1].data, x->data, x->len - 8 - crypto_hash_sha256_BYTES)) {
+            for (size_t j = k; j < i; j++) /* moved or released */
+                memset(&l->v[j], 0, sizeof(l->v[j]));
+            return ERR_CONFLICT;
+        }
+        l->v[k++] = *x;
+    }
+    for (size_t i = k; i < l->n; i++)
+        memset(&l->v[i], 0, sizeof(l->v[i]));
+    l->n = k;
+    for (size_t i = 0; i < l->n; i++) {
+        const uint8_t *sz = (const uint8_t *)l->v[i].data + l->v[i].len - 8;
+        uint64_t size = 0;
+        for (int j = 0; j < 8; j++)
+            size = size << 8 | sz[j];
+        b += size;
+        n++;
+        l->v[i].len -= 8; /* the leaf itself */
+    }
+    *objects = n;
+    *bytes = b;
+    return 0;
+}
+
+/* Under inroot_mu: the entry of id, or a free one if make, or NULL. */
+static struct inroot *
+inroot_find(const char *id, bool make)
+{
+    struct inroot *free_slot = NULL;
+    for (size_t i = 0; i < INROOT_MAX; i++) {
+        if (!strcmp(inroots[i].id, id))
+            return &inroots[i];
+        if (!inroots[i].id[0] && !free_slot)
+            free_slot = &inroots[i];
+    }
+    if (make && free_slot)
+        snprintf(free_slot->id, sizeof(free_slot->id), "%s", id);
+    return make ? free_slot : NULL;
+}
+
+/* Moves the leaves of l (committed objects of id) into id's entry; l is left empty. */
+static void
+inroot_add(const char *id, struct leaves *l)
+{
+    pthread_mutex_lock(&inroot_mu);
+    struct inroot *e = inroot_find(id, true);
+    for (size_t i = 0; e && i < l->n; i++) {
+        if (e->leaves.n == e->leaves.cap) {
+            size_t cap = e->leaves.cap ? 2 * e->leaves.cap : 64;
+            struct buf *v = realloc(e->leaves.v, cap * sizeof(*v));
+            if (!v) { /* forget it all: the commit reads the account back */
+                leaves_release(&e->leaves);
+                e->id[0] = 0;
+                e = NULL;
+                break;
+            }
+            e->leaves.v = v;
+            e->leaves.cap = cap;
+        }
+        e->leaves.v[e->leaves.n++] = l->v[i];
+        memset(&l->v[i], 0, sizeof(l->v[i]));
+    }
+    pthread_mutex_unlock(&inroot_mu);
+}
+
+static void
+inroot_drop(const char *id)
+{
+    pthread_mutex_lock(&inroot_mu);
+    struct inroot *e = inroot_find(id, false);
+    if (e) {
+        leaves_release(&e->leaves);
+        e->id[0] = 0;
+    }
+    pthread_mutex_unlock(&inroot_mu);
+}
+
+/* The live objects and bytes the store holds for an account, every service. */
+static int
+account_usage(struct region *r, const char *id, uint64_t *objects, uint64_t *bytes)
+{
+    *objects = *bytes = 0;
+    for (size_t i = 0; svc_names[i]; i++) {
+        uint64_t o = 0, b = 0;
+        int rc = store_usage(region_store(r), id, svc_names[i], &o, &b);
+        if (rc)
+            return rc;
+        *objects += o;
+        *bytes += b;
+    }
+    return 0;
+}
+
+/*
+ * The root of arriving account id from its entry (which is consumed):
+ * *known false if there is none or it does not match what the store holds.
+ */
+static int
+inroot_root(struct region *r, const char *id, uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects,
+            uint64_t *bytes, bool *known)
+{
+    struct leaves l = {0};
+    uint64_t n = 0, b = 0, so = 0, sb = 0;
+    int rc = 0;
+    *known = false;
+    pthread_mutex_lock(&inroot_mu);
+    struct inroot *e = inroot_find(id, false);
+    if (e) {
+        l = e->leaves;
+        memset(e, 0, sizeof(*e));
+    }
+    pthread_mutex_unlock(&inroot_mu);
+    if (!l.n)
+        goto out;
+    rc = leaves_settle(&l, &n, &b);
+    if (rc) {
+        rc = 0; /* one name, two contents: read it back */
+        goto out;
+    }
+    rc = account_usage(r, id, &so, &sb);
+    if (rc || so != n || sb != b)
+        goto out;
+    rc = leaves_root(&l, root);
+    if (!rc) {
+        *objects = n;
+        *bytes = b;
+        *known = true;
+    }
+out:
+    leaves_release(&l);
+    return rc;
+}
+
 struct objects_ctx {
     struct obj_view *v;
     const char *service;
@@ -311,7 +574,7 @@ objects_row(void *ctx, const struct obj_item *it)
         return 0;
     int rc = obj_view_data(o->v, &o->data);
     if (!rc)
-        rc = leaves_add(&o->leaves, o->service, it->name, it->namelen, buf_slice(&o->data));
+        rc = leaves_add(&o->leaves, o->service, it->name, it->namelen, buf_slice(&o->data), false);
     if (!rc && o->cb)
         rc = o->cb(o->ctx, o->service, it->name, it->namelen, buf_slice(&o->data));
     if (!rc) {
@@ -337,6 +600,8 @@ migrate_objects(struct region *r, const char *id, migrate_obj_cb cb, void *ctx,
         bool more = true;
         o.service = cs[i].service;
         rc = obj_view_open(&o.v, r, id, cs[i].service);
+        if (!rc) /* the move's own entry (migrate.out / migrate.in) records the reads */
+            obj_view_unaudited(o.v);
         while (!rc && more)
             rc = obj_view_feed(o.v, since, FEED_PAGE, objects_row, &o, &since, &more);
         obj_view_free(o.v);
@@ -442,6 +707,19 @@ history_row(void *ctx, const struct consent_change *c)
     return o && !json_array_append_new(ctx, o) ? 0 : ERR_NOMEM;
 }
 
+/* A session that is still valid: its token's hash and times (no token). */
+static int
+session_row(void *ctx, const struct store_session *se)
+{
+    char hex[2 * STORE_HASH_LEN + 1];
+    if (se->expires <= clock_now())
+        return 0;
+    hex_encode(hex, se->token_hash, STORE_HASH_LEN);
+    json_t *o = json_pack("{s:s,s:I,s:I}", "hash", hex, "created", (json_int_t)se->created,
+                          "expires", (json_int_t)se->expires);
+    return o && !json_array_append_new(ctx, o) ? 0 : ERR_NOMEM;
+}
+
 static int
 ident_row(void *ctx, enum ident_type type, const char *value)
 {
@@ -453,8 +731,8 @@ int
 migrate_manifest(struct region *r, const char *id, json_t **out)
 {
     struct store_account a;
-    json_t *hist = json_array(), *ids = json_array(), *m = NULL;
-    int rc = hist && ids ? store_account_get(region_store(r), id, &a) : ERR_NOMEM;
+    json_t *hist = json_array(), *ids = json_array(), *ses = json_array(), *m = NULL;
+    int rc = hist && ids && ses ? store_account_get(region_store(r), id, &a) : ERR_NOMEM;
     if (rc)
         goto out;
     m = json_pack("{s:s,s:s,s:I,s:s}", "account", id, "country", a.country, "created",
@@ -463,11 +741,15 @@ migrate_manifest(struct region *r, const char *id, json_t **out)
     rc = m ? consent_history(r, id, history_row, hist) : ERR_NOMEM;
     if (!rc)
         rc = ident_list(r, id, ident_row, ids);
-    if (!rc && (json_object_set(m, "consents", hist) || json_object_set(m, "identifiers", ids)))
+    if (!rc) /* existing tokens keep working after the move */
+        rc = store_sessions_of(region_store(r), id, session_row, ses);
+    if (!rc && (json_object_set(m, "consents", hist) || json_object_set(m, "identifiers", ids) ||
+                json_object_set(m, "sessions", ses)))
         rc = ERR_NOMEM;
 out:
     json_decref(hist);
     json_decref(ids);
+    json_decref(ses);
     if (rc) {
         json_decref(m);
         return rc;
@@ -504,6 +786,19 @@ migrate_audit_add(struct region *r, struct store_batch *b, enum audit_actor acto
         &(struct audit_event){.actor = actor, .action = action, .account = id, .object = root});
 }
 
+/* The tombstone of a valid session: its token hash -> its expiry (8 bytes, big-endian). */
+static int
+moved_token_put(void *ctx, const struct store_session *se)
+{
+    uint8_t exp[8];
+    if (se->expires <= clock_now())
+        return 0;
+    for (int i = 0; i < 8; i++)
+        exp[i] = (uint8_t)((uint64_t)se->expires >> (56 - 8 * i));
+    return store_batch_rec_put(ctx, se->account, REC_MOVED_TOKEN,
+                               SLICE(se->token_hash, STORE_HASH_LEN), SLICE(exp, sizeof(exp)));
+}
+
 int
 migrate_shred(struct region *r, const char *id)
 {
@@ -531,6 +826,8 @@ migrate_shred(struct region *r, const char *id)
         rc = store_batch_account_erase(db, id, now);
     if (!rc)
         rc = store_batch_rec_put(db, id, REC_MOVED, REC_KEY, SLICE_STR(st.to));
+    if (!rc) /* read before the erase is applied: a token of here still finds its way */
+        rc = store_sessions_of(region_store(r), id, moved_token_put, db);
     if (!rc)
         rc = migrate_audit_add(r, db, AUDIT_OPERATOR, "migrate.out", id, st.root);
     if (!rc)
@@ -546,6 +843,39 @@ migrate_shred(struct region *r, const char *id)
 }
 
 /* ---- at the destination -------------------------------------------------------------- */
+
+/*
+ * What an arriving account's requests change is done under the account's
+ * lock (one of IN_LOCKS by its hash), so that a bundle sent again while the
+ * first is still being stored cannot interleave with its commit.
+ */
+#define IN_LOCKS 256
+
+static pthread_mutex_t in_locks[IN_LOCKS];
+static pthread_once_t in_locks_once = PTHREAD_ONCE_INIT;
+
+static void
+in_locks_init(void)
+{
+    for (size_t i = 0; i < IN_LOCKS; i++)
+        pthread_mutex_init(&in_locks[i], NULL);
+}
+
+/* Locks account id's mutex and gives it, for pthread_mutex_unlock. */
+static pthread_mutex_t *
+in_lock(const char *id)
+{
+    pthread_once(&in_locks_once, in_locks_init);
+    pthread_mutex_t *mu = &in_locks[fence_slot(id) % IN_LOCKS];
+    pthread_mutex_lock(mu);
+    return mu;
+}
+
+struct in_live {
+    struct region *r;
+    const char *id;
+    const uint8_t *root;
+};
 
 /* The arriving record: from and phase ("keys" or "objects"). */
 static int
@@ -596,6 +926,43 @@ migrate_in_status(struct region *r, const char *id, const char **state)
     return rc;
 }
 
+/* The sessions that moved with the account: their tokens work here too. */
+static int
+in_sessions(struct store_batch *b, const json_t *m, const char *id)
+{
+    json_t *ses = json_object_get(m, "sessions"), *v;
+    size_t i;
+    if (!ses) /* a source that sends none */
+        return 0;
+    if (!json_is_array(ses))
+        return ERR_INVAL;
+    json_array_foreach(ses, i, v)
+    {
+        const char *hex = NULL;
+        json_int_t created = 0, expires = 0;
+        struct store_session se;
+        memset(&se, 0, sizeof(se));
+        if (json_unpack(v, "{s:s,s:I,s:I}", "hash", &hex, "created", &created, "expires",
+                        &expires) ||
+            strlen(hex) != 2 * STORE_HASH_LEN ||
+            hex_decode(se.token_hash, STORE_HASH_LEN, hex, 2 * STORE_HASH_LEN))
+            return ERR_INVAL;
+        snprintf(se.account, sizeof(se.account), "%s", id);
+        se.created = created;
+        se.expires = expires;
+        uint8_t exp[8];
+        for (int k = 0; k < 8; k++)
+            exp[k] = (uint8_t)((uint64_t)expires >> (56 - 8 * k));
+        int rc = store_batch_session_insert(b, &se);
+        if (!rc)
+            rc = store_batch_rec_put(b, id, REC_IN_TOKEN, SLICE(se.token_hash, STORE_HASH_LEN),
+                                     SLICE(exp, sizeof(exp)));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* The account row, under a new account key wrapped by this region's KEK. */
 static int
 in_account(struct region *r, const char *from, const json_t *m, const char *id)
@@ -632,9 +999,15 @@ in_account(struct region *r, const char *from, const json_t *m, const char *id)
     if (!rc)
         rc = store_batch_account_insert(b, &a);
     if (!rc)
-        rc = in_put(b, id, from, "keys");
+        rc = in_sessions(b, m, id);
     if (!rc)
-        rc = store_commit(region_store(r), b, true);
+        rc = in_put(b, id, from, "keys");
+    /* not durable by itself: lost, the move begins again; the key store's
+     * durable commit that follows is what the objects depend on */
+    if (!rc)
+        rc = store_commit(region_store(r), b, false);
+    if (!rc)
+        inroot_drop(id);
 out:
     store_batch_free(b);
     key32_free(key);
@@ -721,13 +1094,11 @@ in_idents(struct region *r, const json_t *m, const char *id)
     return 0;
 }
 
-int
-migrate_in_begin(struct region *r, const char *from, const json_t *manifest, const char **state)
+static int
+in_begin(struct region *r, const char *from, const json_t *manifest, const char *id,
+         const char **state)
 {
-    const char *id = json_string_value(json_object_get(manifest, "account"));
     char f[REGION_NAME_MAX], phase[16];
-    if (!id || !acct_id_valid(id))
-        return ERR_INVAL;
     int rc = migrate_in_status(r, id, state);
     if (rc || !strcmp(*state, "live"))
         return rc;
@@ -748,12 +1119,25 @@ migrate_in_begin(struct region *r, const char *from, const json_t *manifest, con
             rc = store_batch_new(&b);
         if (!rc)
             rc = in_put(b, id, from, "objects");
+        /* made durable by the objects' durable commit; lost, "keys" is redone */
         if (!rc)
-            rc = store_commit(region_store(r), b, true);
+            rc = store_commit(region_store(r), b, false);
         store_batch_free(b);
     }
     if (!rc)
         *state = "receiving";
+    return rc;
+}
+
+int
+migrate_in_begin(struct region *r, const char *from, const json_t *manifest, const char **state)
+{
+    const char *id = json_string_value(json_object_get(manifest, "account"));
+    if (!id || !acct_id_valid(id))
+        return ERR_INVAL;
+    pthread_mutex_t *mu = in_lock(id);
+    int rc = in_begin(r, from, manifest, id, state);
+    pthread_mutex_unlock(mu);
     return rc;
 }
 
@@ -766,53 +1150,6 @@ in_receiving(struct region *r, const char *from, const char *id)
         return ERR_CONFLICT;
     if (!rc && (strcmp(f, from) != 0 || strcmp(phase, "objects") != 0))
         return ERR_CONFLICT;
-    return rc;
-}
-
-int
-migrate_in_objects(struct region *r, const char *from, struct slice bundle, uint64_t *objects)
-{
-    const uint8_t *p = bundle.p, *end = bundle.p + bundle.len;
-    const uint8_t *nul = memchr(p, 0, bundle.len);
-    char id[STORE_ID_MAX];
-    *objects = 0;
-    if (!nul || (size_t)(nul - p) >= sizeof(id))
-        return ERR_INVAL;
-    memcpy(id, p, (size_t)(nul - p));
-    id[nul - p] = 0;
-    p = nul + 1;
-    if (!acct_id_valid(id))
-        return ERR_INVAL;
-    int rc = in_receiving(r, from, id);
-    while (!rc && p < end) {
-        char service[STORE_SERVICE_MAX];
-        const uint8_t *s_end = memchr(p, 0, (size_t)(end - p));
-        if (!s_end || (size_t)(s_end - p) >= sizeof(service))
-            return ERR_INVAL;
-        memcpy(service, p, (size_t)(s_end - p));
-        service[s_end - p] = 0;
-        const uint8_t *name = s_end + 1;
-        const uint8_t *n_end = memchr(name, 0, (size_t)(end - name));
-        if (!n_end || (size_t)(end - n_end) < 9)
-            return ERR_INVAL;
-        uint64_t size = 0;
-        for (int i = 1; i <= 8; i++)
-            size = size << 8 | n_end[i];
-        const uint8_t *data = n_end + 9;
-        if (size > (uint64_t)(end - data))
-            return ERR_INVAL;
-        struct obj_put *put = NULL;
-        struct obj_info info;
-        rc = obj_put_begin(&put, r, id, service, (const char *)name, (size_t)(n_end - name), size);
-        if (!rc && size)
-            rc = obj_put_write(put, data, (size_t)size);
-        if (!rc)
-            rc = obj_put_finish(put, &info);
-        obj_put_free(put);
-        if (!rc)
-            (*objects)++;
-        p = data + size;
-    }
     return rc;
 }
 
@@ -837,17 +1174,33 @@ in_reset(struct region *r, const char *id)
         rc = store_commit(region_store(r), db, true);
     store_batch_free(kb);
     store_batch_free(db);
+    inroot_drop(id);
     retention_kick();
     return rc;
 }
 
-int
-migrate_in_commit(struct region *r, const char *from, const char *id,
-                  const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes)
+/* Makes the account live here: its arriving record goes, "migrate.in" comes. */
+static int
+in_live_ops(void *ctx, struct store_batch *b)
+{
+    const struct in_live *l = ctx;
+    int rc = store_batch_rec_delete(b, l->id, REC_IN, REC_KEY);
+    if (!rc)
+        rc = store_batch_rec_delete(b, l->id, REC_MOVED, REC_KEY);
+    if (!rc)
+        rc = migrate_audit_add(l->r, b, AUDIT_PEER, "migrate.in", l->id, l->root);
+    return rc;
+}
+
+/* migrate_in_commit, under the account's lock. */
+static int
+in_commit(struct region *r, const char *from, const char *id, const uint8_t root[MIGRATE_ROOT_LEN],
+          uint64_t *objects, uint64_t *bytes)
 {
     uint8_t mine[MIGRATE_ROOT_LEN];
     const char *state = NULL;
     struct store_batch *b = NULL;
+    bool known = false;
     int rc = migrate_in_status(r, id, &state);
     if (rc)
         return rc;
@@ -855,7 +1208,9 @@ migrate_in_commit(struct region *r, const char *from, const char *id,
         return ERR_CONFLICT;
     if (!strcmp(state, "receiving"))
         rc = in_receiving(r, from, id);
-    if (!rc)
+    if (!rc && !strcmp(state, "receiving"))
+        rc = inroot_root(r, id, mine, objects, bytes, &known);
+    if (!rc && !known) /* not all sealed by this process: read it all back */
         rc = migrate_objects(r, id, NULL, NULL, mine, objects, bytes);
     if (rc)
         return rc;
@@ -868,17 +1223,138 @@ migrate_in_commit(struct region *r, const char *from, const char *id,
     }
     if (!strcmp(state, "live"))
         return 0;
+    struct in_live l = {r, id, mine};
     rc = store_batch_new(&b);
     if (!rc)
-        rc = store_batch_rec_delete(b, id, REC_IN, REC_KEY);
-    if (!rc)
-        rc = store_batch_rec_delete(b, id, REC_MOVED, REC_KEY);
-    if (!rc)
-        rc = migrate_audit_add(r, b, AUDIT_PEER, "migrate.in", id, mine);
+        rc = in_live_ops(&l, b);
     if (!rc)
         rc = audit_commit(region_audit(r), b, true);
     store_batch_free(b);
     if (!rc)
         log_info("event=migrate_in from=%s objects=%" PRIu64, from, *objects);
+    return rc;
+}
+
+int
+migrate_in_commit(struct region *r, const char *from, const char *id,
+                  const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes)
+{
+    if (!acct_id_valid(id))
+        return ERR_INVAL;
+    pthread_mutex_t *mu = in_lock(id);
+    int rc = in_commit(r, from, id, root, objects, bytes);
+    pthread_mutex_unlock(mu);
+    return rc;
+}
+
+int
+migrate_in_objects(struct region *r, const char *from, struct slice bundle,
+                   struct migrate_in_result *res)
+{
+    const uint8_t *p = bundle.p, *end = bundle.p + bundle.len;
+    const uint8_t *nul = memchr(p, 0, bundle.len);
+    const uint8_t *root = NULL;
+    char id[STORE_ID_MAX];
+    struct obj_import *im = NULL;
+    struct leaves got = {0};
+    uint64_t n = 0;
+    memset(res, 0, sizeof(*res));
+    if (!nul || (size_t)(nul - p) >= sizeof(id))
+        return ERR_INVAL;
+    memcpy(id, p, (size_t)(nul - p));
+    id[nul - p] = 0;
+    p = nul + 1;
+    if (!acct_id_valid(id))
+        return ERR_INVAL;
+    pthread_mutex_t *mu = in_lock(id);
+    int rc = in_receiving(r, from, id);
+    if (!rc)
+        rc = obj_import_new(&im, r, id);
+    while (!rc && p < end) {
+        char service[STORE_SERVICE_MAX];
+        const uint8_t *s_end = memchr(p, 0, (size_t)(end - p));
+        rc = ERR_INVAL;
+        if (!s_end || (size_t)(s_end - p) >= sizeof(service))
+            break;
+        memcpy(service, p, (size_t)(s_end - p));
+        service[s_end - p] = 0;
+        const uint8_t *name = s_end + 1;
+        const uint8_t *n_end = memchr(name, 0, (size_t)(end - name));
+        if (!n_end || (size_t)(end - n_end) < 9)
+            break;
+        uint64_t size = 0;
+        for (int i = 1; i <= 8; i++)
+            size = size << 8 | n_end[i];
+        const uint8_t *data = n_end + 9;
+        if (size > (uint64_t)(end - data))
+            break;
+        struct slice d = SLICE(data, (size_t)size);
+        size_t namelen = (size_t)(n_end - name);
+        p = data + size;
+        if (!service[0]) { /* the last entry: "" "root" and the source's root */
+            if (strcmp((const char *)name, "root") != 0 || size != MIGRATE_ROOT_LEN || p != end)
+                break;
+            root = data;
+            rc = 0;
+            break;
+        }
+        /* the leaf is hashed from the very bytes that are sealed */
+        rc = obj_import_add(im, service, (const char *)name, namelen, d);
+        if (!rc)
+            rc = leaves_add(&got, service, (const char *)name, namelen, d, true);
+        if (!rc)
+            n++;
+    }
+    if (rc)
+        goto out;
+    res->objects = n;
+    if (root) { /* the account's last bundle: is it all of it? */
+        uint64_t so = 0, sb = 0;
+        bool all = false;
+        pthread_mutex_lock(&inroot_mu);
+        all = inroot_find(id, false) == NULL;
+        pthread_mutex_unlock(&inroot_mu);
+        if (all)
+            rc = account_usage(r, id, &so, &sb);
+        if (!rc && all && so == 0) {
+            /* it is: the objects and the account going live, one transaction,
+             * if the root of the very bytes sealed is the source's */
+            uint8_t mine[MIGRATE_ROOT_LEN];
+            rc = leaves_settle(&got, &res->total, &res->bytes);
+            if (!rc)
+                rc = leaves_root(&got, mine);
+            if (!rc && sodium_memcmp(mine, root, MIGRATE_ROOT_LEN) != 0)
+                rc = ERR_CONFLICT;
+            if (rc == ERR_CONFLICT) {
+                log_warn("event=migrate_root_mismatch from=%s action=reset", from);
+                int rrc = in_reset(r, id);
+                rc = rrc ? rrc : ERR_CONFLICT;
+                goto out;
+            }
+            struct in_live l = {r, id, mine};
+            if (!rc)
+                rc = obj_import_commit(im, in_live_ops, &l);
+            if (!rc) {
+                res->committed = true;
+                log_info("event=migrate_in from=%s objects=%" PRIu64, from, res->total);
+            }
+            goto out;
+        }
+    }
+    /* every object of the bundle in one durable commit */
+    if (!rc)
+        rc = obj_import_commit(im, NULL, NULL);
+    if (!rc)
+        inroot_add(id, &got);
+    if (!rc && root) {
+        rc = in_commit(r, from, id, root, &res->total, &res->bytes);
+        res->committed = !rc;
+    }
+out:
+    if (!rc && res->committed)
+        memcpy(res->root, root, MIGRATE_ROOT_LEN);
+    pthread_mutex_unlock(mu);
+    obj_import_free(im);
+    leaves_release(&got);
     return rc;
 }

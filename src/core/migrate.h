@@ -4,21 +4,29 @@
  * half: what the source and the destination each keep and do. The network
  * half (the signed peer channel and the calls) is in http/api_peer.c.
  *
- * Per account, at the source: freeze (a durable record; writes get 503,
- * and writes already under way are waited for), read everything (account,
- * consent ledger, identifiers, every live object in plaintext) for the
- * destination, compute the Merkle root of (service, name, SHA-256 of the
- * bytes) over the objects; once the destination has committed with the
- * same root, crypto-shred (key store first) and keep only a tombstone
- * (account id -> region). At the destination: the account arrives under a
- * "receiving" record (not served: logins are sent back to the source),
- * everything is re-sealed under its own keys, and the commit, which
- * recomputes the root from what it stored and compares, removes that record
- * in the same transaction as its audit entry. Every step is idempotent, so
- * a crash anywhere is finished by running the move again.
+ * Per account, at the source: freeze (a durable record; writes and logins
+ * get 503, and writes already under way are waited for), read everything
+ * (account, consent ledger, identifiers, sessions, every live object in
+ * plaintext, with no per-object audit entry: the move's own entry covers
+ * them) for the destination, compute the Merkle root of (service, name,
+ * SHA-256 of the bytes) over the objects; once the destination has
+ * committed with the same root, crypto-shred (key store first) and keep
+ * only a tombstone (account id -> region, and its sessions' token hashes ->
+ * expiry, so that their tokens are sent on). At the destination: the
+ * account arrives under a "receiving" record (not served: logins are sent
+ * back to the source), with its sessions; the objects are re-sealed under
+ * its own keys, one durable transaction per bundle (obj_import), and the
+ * commit, which checks the root computed from the bytes as they were sealed
+ * against the source's, removes that record in the same transaction as its
+ * audit entry (and as the objects, when one bundle holds the account).
+ * Every step is idempotent, so a crash anywhere is finished by running the
+ * move again.
  *
  * Records (store_rec, data store): "migout" at the source (to, phase, root),
- * "migin" at the destination (from, phase), "moved" the tombstone.
+ * "migin" at the destination (from, phase), "moved" the tombstone,
+ * "movedtok" (token hash -> expiry) the tombstones of its sessions at the
+ * source, "intok" the sessions that arrived, at the destination (so that a
+ * token logged out there is not sent back to its first region).
  *
  * Thread-safety: every function may be called from any thread.
  */
@@ -45,6 +53,16 @@
  */
 MUST_CHECK int migrate_route(struct region *r, const char *id, char name[REGION_NAME_MAX],
                              char url[REGION_URL_MAX]);
+/**
+ * Resolves a bearer token, across moves: 0 and account if its session is
+ * here and its account served here (a token of another region counts if
+ * its session moved here with its account); ERR_WRONG_REGION with name
+ * and url where it must go instead (the region its prefix names, the region
+ * its account moved to, or the source of a move still arriving here);
+ * ERR_UNAUTHORIZED if unknown or expired anywhere this region knows of.
+ */
+MUST_CHECK int migrate_auth(struct region *r, const char *token, char account[STORE_ID_MAX],
+                            char name[REGION_NAME_MAX], char url[REGION_URL_MAX]);
 /**
  * A user's write begins: ERR_UNAVAILABLE while the account is frozen for a
  * move; else 0 and *slot, to be given to migrate_write_leave at its end.
@@ -122,18 +140,33 @@ MUST_CHECK int migrate_in_status(struct region *r, const char *id, const char **
  */
 MUST_CHECK int migrate_in_begin(struct region *r, const char *from, const json_t *manifest,
                                 const char **state);
+/** What migrate_in_objects did. */
+struct migrate_in_result {
+    uint64_t objects;               /* in the bundle */
+    bool committed;                 /* the bundle was the last: the account is live here */
+    uint64_t total, bytes;          /* committed: the account's objects and bytes */
+    uint8_t root[MIGRATE_ROOT_LEN]; /* committed: the agreed root */
+};
 /**
  * Stores the objects of a bundle: account id NUL, then per object service
- * NUL name NUL size (8 bytes, big-endian) bytes. A name already stored is
- * replaced, so a bundle sent again stores nothing twice.
+ * NUL name NUL size (8 bytes, big-endian) bytes, all of them re-sealed and
+ * committed in one durable transaction, with no per-object audit entry. A
+ * name already stored is replaced, so a bundle sent again stores nothing
+ * twice. The account's last bundle may end with the entry "" NUL "root" NUL
+ * 32 (as a size) and the source's root: then the commit follows as
+ * migrate_in_commit, and if the bundle holds the whole account (nothing of
+ * it stored before) in the same transaction as the objects, the root being
+ * computed from the very bytes sealed.
  */
 MUST_CHECK int migrate_in_objects(struct region *r, const char *from, struct slice bundle,
-                                  uint64_t *objects);
+                                  struct migrate_in_result *res);
 /**
- * Recomputes the root from what is stored; if it equals root, makes the
- * account live here (and records "migrate.in"); if not, drops everything
- * received (ERR_CONFLICT: the move starts again). Live already: 0 if the
- * roots agree.
+ * Computes the root of what is stored (from the leaves hashed as the
+ * objects were sealed, if this process sealed them all and the store holds
+ * exactly that many objects and bytes; else by reading them back); if it
+ * equals root, makes the account live here (and records "migrate.in"); if
+ * not, drops everything received (ERR_CONFLICT: the move starts again).
+ * Live already: 0 if the roots agree.
  */
 MUST_CHECK int migrate_in_commit(struct region *r, const char *from, const char *id,
                                  const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects,

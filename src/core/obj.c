@@ -1063,3 +1063,158 @@ out:
     obj_put_free(p);
     return rc;
 }
+
+void
+obj_view_unaudited(struct obj_view *v)
+{
+    v->listed = v->read = true;
+}
+
+/* Imports ------------------------------------------------------------------ */
+
+struct obj_import {
+    struct region *r;
+    char account[STORE_ID_MAX];
+    struct key32 *keys;     /* one locked block: a key per service, SVC_COUNT */
+    bool have[SVC_COUNT];   /* keys[i] holds the key of svc_names[i] */
+    uint64_t epoch;         /* consent epoch before the first key was taken */
+    struct store_batch *b;  /* everything sealed so far */
+    struct store_object o;  /* scratch */
+    struct buf aad, sealed; /* scratch */
+};
+
+int
+obj_import_new(struct obj_import **out, struct region *r, const char *account)
+{
+    struct obj_import *im = NULL;
+    *out = NULL;
+    if (strlen(account) >= STORE_ID_MAX)
+        return ERR_INVAL;
+    im = calloc(1, sizeof(*im));
+    if (!im)
+        return ERR_NOMEM;
+    im->r = r;
+    memcpy(im->account, account, strlen(account) + 1);
+    buf_init(&im->aad, 256);
+    buf_init(&im->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
+    im->keys = secret_alloc(SVC_COUNT * sizeof(*im->keys));
+    int rc = im->keys ? store_batch_new(&im->b) : ERR_NOMEM;
+    if (rc) {
+        obj_import_free(im);
+        return rc;
+    }
+    im->epoch = consent_epoch(); /* before any key, as obj_put_begin */
+    *out = im;
+    return 0;
+}
+
+void
+obj_import_free(struct obj_import *im)
+{
+    if (!im)
+        return;
+    secret_free(im->keys);
+    store_batch_free(im->b);
+    buf_release(&im->aad);
+    buf_release(&im->sealed);
+    free(im);
+}
+
+/* The index of service in svc_names, its key fetched once; -1 for none. */
+static int
+import_key(struct obj_import *im, const char *service, size_t *idx)
+{
+    for (size_t i = 0; i < SVC_COUNT && svc_names[i]; i++) {
+        if (strcmp(svc_names[i], service) != 0)
+            continue;
+        if (!im->have[i]) {
+            int rc = svc_key(im->r, im->account, service, SVC_WRITE, &im->keys[i]);
+            if (rc)
+                return rc;
+            im->have[i] = true;
+        }
+        *idx = i;
+        return 0;
+    }
+    return ERR_NOT_FOUND;
+}
+
+int
+obj_import_add(struct obj_import *im, const char *service, const char *name, size_t namelen,
+               struct slice data)
+{
+    const struct config *cfg = region_config(im->r);
+    enum aead_cipher c = aead_default();
+    struct store_object *o = &im->o;
+    size_t k = 0;
+    if (data.len > cfg->max_object_bytes)
+        return ERR_TOO_LARGE;
+    int rc = obj_ident(im->r, o, im->account, service, name, namelen);
+    if (!rc)
+        rc = import_key(im, service, &k);
+    if (rc)
+        return rc;
+    const uint8_t *key = im->keys[k].b;
+    do {
+        randombytes_buf(&o->version, sizeof(o->version));
+        o->version &= INT64_MAX;
+    } while (o->version == 0);
+    o->cipher = (int32_t)c;
+    o->name_sealed[0] = (uint8_t)c;
+    obj_aad(&im->aad, "name", o);
+    rc = aead_seal(c, o->name_sealed + 1, sizeof(o->name_sealed) - 1, &o->name_sealed_len, key,
+                   buf_slice(&im->aad), SLICE(name, namelen));
+    o->name_sealed_len += 1;
+    /* the same chunking as an upload: full chunks, the last one shorter (or empty) */
+    size_t chunk = (size_t)cfg->chunk_bytes;
+    size_t nchunks = data.len ? (data.len + chunk - 1) / chunk : 1;
+    for (size_t i = 0; !rc && i < nchunks; i++) {
+        size_t off = i * chunk, len = data.len - off < chunk ? data.len - off : chunk;
+        size_t n = 0;
+        bool last = i + 1 == nchunks;
+        rc = buf_grow(&im->sealed, len + AEAD_MAX_OVERHEAD + 1);
+        if (rc)
+            break;
+        chunk_aad(&im->aad, o, (uint32_t)i, last);
+        rc = aead_seal(c, (uint8_t *)im->sealed.data, len + AEAD_MAX_OVERHEAD + 1, &n, key,
+                       buf_slice(&im->aad), SLICE(data.p ? data.p + off : data.p, len));
+        if (!rc)
+            rc = store_batch_chunk_put(im->b, o->account, o->version, (uint32_t)i,
+                                       SLICE(im->sealed.data, n));
+    }
+    if (rc)
+        return rc;
+    o->size = data.len;
+    o->chunks = (uint32_t)nchunks;
+    o->mtime = clock_now();
+    return store_batch_object_put(im->b, o);
+}
+
+int
+obj_import_commit(struct obj_import *im, obj_batch_cb ops, void *ctx)
+{
+    struct key32 *now = NULL;
+    int rc = ops ? ops(ctx, im->b) : 0;
+    if (rc)
+        return rc;
+    /* as put_commit: a revocation either sees these rows (and purges them)
+     * or this commit sees the revocation */
+    if (consent_fence_commit_begin() != im->epoch) {
+        now = key32_new();
+        rc = now ? 0 : ERR_NOMEM;
+        for (size_t i = 0; !rc && i < SVC_COUNT && svc_names[i]; i++) {
+            if (!im->have[i])
+                continue;
+            rc = svc_key(im->r, im->account, svc_names[i], SVC_WRITE, now);
+            if (!rc && !secret_equal(now->b, im->keys[i].b, sizeof(now->b)))
+                rc = ERR_CONSENT;
+            if (rc == ERR_NOT_FOUND)
+                rc = ERR_CONSENT;
+        }
+    }
+    if (!rc) /* ops may have added audit entries */
+        rc = trail_commit(im->r, im->b, true);
+    consent_fence_commit_end();
+    key32_free(now);
+    return rc;
+}

@@ -316,15 +316,17 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
                 struct trail t = {AUDIT_SYSTEM, "retention.purge", NULL, NULL, NULL, 0};
                 rc = trail_record(r, &t, true);
             }
-            for (size_t i = 0; !rc && i < pl->n && !atomic_load(stop); i++) {
+            /* a listing's purges in one commit: one writer round trip, not one each */
+            if (!rc && pl->n > 0 && !atomic_load(stop)) {
                 struct store_batch *b = NULL;
                 rc = store_batch_new(&b);
-                if (!rc)
+                for (size_t i = 0; !rc && i < pl->n; i++)
                     rc = store_batch_purge_done(b, pl->id[i], pl->version[i]);
                 if (!rc)
                     rc = store_commit(data, b, false);
                 store_batch_free(b);
-                st->purged += !rc;
+                if (!rc)
+                    st->purged += pl->n;
             }
         } while (!rc && pl->n == SWEEP_BATCH && !atomic_load(stop));
         if (rc)

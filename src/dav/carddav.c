@@ -1822,9 +1822,6 @@ carddav_report(struct carddav_ms **out, struct carddav *c, const struct carddav_
         return fail_cond(c, ERR_FORBIDDEN, DAV_NS, "supported-report",
                          "this report is answered on an address book");
     }
-    if (kind == MS_SYNC && depth != 0 && depth != 1) {
-        /* RFC 6578: the Depth header is not used; 0 is what clients send */
-    }
     rc = ms_new(&m, c, p, rq, kind, depth);
     if (rc)
         return rc;

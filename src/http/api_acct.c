@@ -50,6 +50,12 @@ api_login(struct req *q)
     int rc = migrate_route(q->region, account, name, home);
     if (rc == ERR_WRONG_REGION)
         return http_redirect(q, rc, name, home);
+    /* a new session is a write: none while the account is frozen for a move,
+     * whose sessions go with it (migrate.h) */
+    if (acct_id_valid(account) && migrate_write_enter(q->region, account, &q->write_slot)) {
+        q->retry_after = MIGRATE_RETRY_AFTER;
+        return http_fail(q, ERR_UNAVAILABLE, "the account is moving to another region");
+    }
     rc = acct_login(q->region, account, password, pwlen, token, &q->retry_after);
     if (rc == ERR_UNAUTHORIZED)
         return http_fail(q, rc, "wrong account or password");

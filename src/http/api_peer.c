@@ -9,7 +9,11 @@
  *   /v1/migrate/{accounts,run}  called by the operator (oikos migrate),
  *       with the operator token: the source's side, which drives the move
  *       of one account per call and calls the destination's peer routes
- *       with libcurl, at the URL the cluster file gives for it.
+ *       with libcurl, at the URL the cluster file gives for it. Per
+ *       account: begin (the manifest; "live" if it committed there
+ *       already), then the objects in bundles, the last one ending with the
+ *       root, which the destination commits with; commit (and status) only
+ *       where that was not possible (an account committed before a crash).
  *
  * The peer stream carries plaintext (the destination re-seals it under its
  * own keys): in production the cluster's URLs must be https.
@@ -108,15 +112,24 @@ api_peer_objects_body(struct req *q, const uint8_t *data, size_t len)
 int
 api_peer_objects(struct req *q)
 {
-    char from[REGION_NAME_MAX];
-    uint64_t n = 0;
+    char from[REGION_NAME_MAX], hex[2 * MIGRATE_ROOT_LEN + 1];
+    struct migrate_in_result res;
     int rc = peer_check(q, from);
     if (rc)
         return rc;
-    rc = migrate_in_objects(q->region, from, buf_slice(&q->body), &n);
+    rc = migrate_in_objects(q->region, from, buf_slice(&q->body), &res);
     if (rc == ERR_CONFLICT)
-        return http_fail(q, rc, "the account is not arriving from this region");
-    return rc ? rc : reply(q, 200, json_pack("{s:I}", "objects", (json_int_t)n));
+        return http_fail(q, rc,
+                         "the account is not arriving from this region, or the roots "
+                         "differ: start again");
+    if (rc)
+        return rc;
+    if (!res.committed)
+        return reply(q, 200, json_pack("{s:I}", "objects", (json_int_t)res.objects));
+    hex_encode(hex, res.root, sizeof(res.root));
+    return reply(q, 200,
+                 json_pack("{s:I,s:s,s:I,s:I}", "objects", (json_int_t)res.objects, "root", hex,
+                           "total", (json_int_t)res.total, "bytes", (json_int_t)res.bytes));
 }
 
 int
@@ -321,6 +334,32 @@ bundle_add(void *ctx, const char *service, const char *name, size_t namelen, str
     return rc;
 }
 
+/*
+ * The account's last bundle, ending with its root (migrate_in_objects):
+ * the destination commits with it. *agreed: it answered with the same root.
+ */
+static int
+bundle_last(struct bundle *x, const uint8_t root[MIGRATE_ROOT_LEN], bool *agreed)
+{
+    char hex[2 * MIGRATE_ROOT_LEN + 1];
+    json_t *ans = NULL;
+    *agreed = false;
+    int rc = bundle_add(x, "", "root", 4, SLICE(root, MIGRATE_ROOT_LEN));
+    if (!rc)
+        rc = peer_post(x->r, x->to, "/v1/peer/migrate/objects", "application/octet-stream",
+                       buf_slice(&x->b), &ans);
+    if (!rc) {
+        const char *theirs = json_string_value(json_object_get(ans, "root"));
+        hex_encode(hex, root, MIGRATE_ROOT_LEN);
+        if (!theirs || strcmp(theirs, hex) != 0)
+            rc = ERR_CONFLICT;
+        else
+            *agreed = true;
+    }
+    json_decref(ans);
+    return rc;
+}
+
 /* Sends the account to `to` and has it committed there; root gets the agreed root. */
 static int
 move_send(struct region *r, const char *id, const char *to, uint8_t root[MIGRATE_ROOT_LEN],
@@ -329,37 +368,31 @@ move_send(struct region *r, const char *id, const char *to, uint8_t root[MIGRATE
     char hex[2 * MIGRATE_ROOT_LEN + 1];
     json_t *req = NULL, *ans = NULL, *manifest = NULL;
     struct bundle x = {r, to, id, {0}};
+    bool agreed = false;
     buf_init(&x.b, region_config(r)->max_object_bytes + BUNDLE_FLUSH + 4096);
-    int rc = ERR_NOMEM;
-    req = json_pack("{s:s}", "account", id);
-    if (!req)
-        goto out;
-    rc = peer_post_json(r, to, "/v1/peer/migrate/status", req, &ans);
+    /* begin answers "live" (doing nothing) if it was committed there before
+     * we could record it: then only the roots are compared */
+    int rc = migrate_manifest(r, id, &manifest);
+    if (!rc)
+        rc = peer_post_json(r, to, "/v1/peer/migrate/begin", manifest, &ans);
     if (rc)
         goto out;
     const char *state = json_string_value(json_object_get(ans, "state"));
     bool live = state && !strcmp(state, "live");
     json_decref(ans);
     ans = NULL;
-    if (live) { /* committed there before we could record it: check the roots */
+    if (live) {
         rc = migrate_objects(r, id, NULL, NULL, root, objects, bytes);
     } else {
-        rc = migrate_manifest(r, id, &manifest);
-        if (!rc)
-            rc = peer_post_json(r, to, "/v1/peer/migrate/begin", manifest, &ans);
-        json_decref(ans);
-        ans = NULL;
-        if (!rc)
-            rc = buf_add(&x.b, id, strlen(id) + 1);
+        rc = buf_add(&x.b, id, strlen(id) + 1);
         if (!rc)
             rc = migrate_objects(r, id, bundle_add, &x, root, objects, bytes);
         if (!rc)
-            rc = bundle_flush(&x);
+            rc = bundle_last(&x, root, &agreed);
     }
-    if (rc)
+    if (rc || agreed)
         goto out;
     hex_encode(hex, root, MIGRATE_ROOT_LEN);
-    json_decref(req);
     rc = ERR_NOMEM;
     req = json_pack("{s:s,s:s}", "account", id, "root", hex);
     if (req)

@@ -182,13 +182,11 @@ req_start(struct req *q, const char *url, const char *method)
         q->token = bearer(q);
         if (!q->token)
             return http_fail(q, ERR_UNAUTHORIZED, "missing bearer token");
-        /* a token of another region: redirect before anything is read */
-        rc = region_route(q->region, q->token, '.', name, home);
-        if (rc == ERR_NOT_FOUND)
-            return http_fail(q, ERR_UNAUTHORIZED, "invalid or expired token");
-        if (rc)
+        /* a token of another region, or of an account that moved: redirect
+         * (a session that moved here with its account is served here) */
+        rc = migrate_auth(q->region, q->token, q->account, name, home);
+        if (rc == ERR_WRONG_REGION)
             return http_redirect(q, rc, name, home);
-        rc = acct_auth(q->region, q->token, q->account);
         if (rc)
             return http_fail(q, rc, "invalid or expired token");
         /* an account being moved to another region takes no writes (migrate.h) */

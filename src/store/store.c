@@ -402,6 +402,16 @@ store_rec_list(struct store *s, const char *account, const char *kind, store_rec
 }
 
 int
+store_sessions_of(struct store *s, const char *account, store_session_cb cb, void *ctx)
+{
+    if (!str_ok(account, STORE_ID_MAX))
+        return ERR_INVAL;
+    if (!s->ops->sessions_of)
+        return ERR_UNAVAILABLE;
+    return s->ops->sessions_of(s, account, cb, ctx);
+}
+
+int
 store_rec_find(struct store *s, const char *kind, struct slice key, char account_out[STORE_ID_MAX])
 {
     if (!rec_args_ok(NULL, kind, key))

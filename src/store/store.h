@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.h: the only door to persistence. One backend-neutral interface;
- * back-ends (sqlite now, postgres next) live behind `struct store_ops` in
+ * back-ends (SQLite, PostgreSQL) live behind `struct store_ops` in
  * store_int.h, and no SQL string or back-end type crosses this header.
  *
  * The store holds opaque records for the domain above it: accounts,
@@ -71,14 +71,17 @@ struct store_object {
 
 /**
  * Opens the store named by url: "sqlite:PATH" or a plain PATH (the SQLite
- * back-end). Creates it if absent and applies every schema version it lacks.
- * Removes chunks left by uploads that never committed. Starts the writer
- * thread. On success *out is owned by the caller (store_close).
+ * back-end), or "postgresql://..." / "postgres://..." (a libpq URL: the
+ * PostgreSQL back-end, an existing database). Creates it if absent and
+ * applies every schema version it lacks. Removes chunks left by uploads
+ * that never committed. Starts the writer thread. ERR_UNAVAILABLE if
+ * another store has it open. On success *out is owned by the caller
+ * (store_close).
  */
 MUST_CHECK int store_open(struct store **out, const char *url);
 /** Drains queued batches, stops the writer, closes the back-end. Accepts NULL. */
 void store_close(struct store *s);
-/** The back-end's name ("sqlite"). */
+/** The back-end's name ("sqlite", "postgresql"). */
 const char *store_backend(const struct store *s);
 
 /* Reads ------------------------------------------------------------------- */
@@ -90,6 +93,11 @@ MUST_CHECK int store_account_get(struct store *s, const char *id, struct store_a
 /** Reads a session by token hash. ERR_NOT_FOUND if absent. */
 MUST_CHECK int store_session_get(struct store *s, const uint8_t token_hash[STORE_HASH_LEN],
                                  struct store_session *out);
+/** Called per session, borrowed for the call; non-zero stops and is returned. */
+typedef int (*store_session_cb)(void *ctx, const struct store_session *se);
+/** Lists an account's sessions (expired ones too), in token hash order. */
+MUST_CHECK int store_sessions_of(struct store *s, const char *account, store_session_cb cb,
+                                 void *ctx);
 /** Reads the wrapped key of (account, service). ERR_NOT_FOUND if absent. */
 MUST_CHECK int store_svckey_get(struct store *s, const char *account, const char *service,
                                 uint8_t *out, size_t cap, size_t *outlen);

@@ -195,7 +195,7 @@ struct store_effect {
  */
 struct store_ops {
     int version;      /* STORE_OPS_VERSION the back-end was written for */
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgresql" */
 
     /* --- version 1 --- */
 
@@ -236,6 +236,7 @@ struct store_ops {
                     void *ctx);
     int (*rec_find)(struct store *s, const char *kind, struct slice key,
                     char account_out[STORE_ID_MAX]);
+    int (*sessions_of)(struct store *s, const char *account, store_session_cb cb, void *ctx);
 
     /* Writer thread only. */
 

@@ -56,7 +56,7 @@
 
 #define PG_READERS_MAX 16        /* reader connections open at once */
 #define PG_PAGE_ROWS 1000        /* rows fetched per query by long listings */
-#define PG_LOCK_WAIT_MS 15000    /* how long open waits for the store's lock */
+#define PG_LOCK_WAIT_MS 5000     /* how long open waits for the store's lock */
 #define PG_OUTCOME_WAIT_MS 15000 /* how long to find out whether a COMMIT went through */
 #define PG_PARAMS_MAX 12
 #define PG_LOCK_CLASS 1869180783 /* "oiko": the advisory lock's first key */
@@ -86,6 +86,7 @@ enum pg_stmt {
     PG_REC_GET,
     PG_REC_LIST,
     PG_REC_FIND,
+    PG_SESSIONS_OF,
     PG_CONSENT_GET,
     PG_CONSENTS,
     PG_CONSENT_LOG,
@@ -164,6 +165,9 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_REC_LIST] = {"rec_list", "tt", "bb",
                      "SELECT rkey, val FROM records WHERE account = $1 AND kind = $2"
                      " ORDER BY rkey"},
+    [PG_SESSIONS_OF] = {"sessions_of", "t", "bii",
+                        "SELECT token_hash, created, expires FROM sessions WHERE account = $1"
+                        " ORDER BY token_hash"},
     [PG_REC_FIND] = {"rec_find", "tb", "t",
                      "SELECT account FROM records WHERE kind = $1 AND rkey = $2"
                      " ORDER BY account LIMIT 1"},
@@ -1303,6 +1307,31 @@ pg_rec_list(struct store *s, const char *account, const char *kind, store_rec_cb
 }
 
 static int
+pg_sessions_of(struct store *s, const char *account, store_session_cb cb, void *ctx)
+{
+    struct pg_params p = {0};
+    PGresult *r = NULL;
+    struct store_session se;
+    pp_text(&p, account);
+    int rc = pg_read(s, PG_SESSIONS_OF, &p, &r);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        struct slice h = pg_slice(r, i, 0);
+        if (h.len != STORE_HASH_LEN) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        memset(&se, 0, sizeof(se));
+        memcpy(se.token_hash, h.p, STORE_HASH_LEN);
+        snprintf(se.account, sizeof(se.account), "%s", account);
+        se.created = pg_int(r, i, 1);
+        se.expires = pg_int(r, i, 2);
+        rc = cb(ctx, &se);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int
 pg_rec_find(struct store *s, const char *kind, struct slice key, char account_out[STORE_ID_MAX])
 {
     struct pg_params p = {0};
@@ -2137,6 +2166,7 @@ const struct store_ops store_pg_ops = {
     .feed = pg_feed,
     .rec_get = pg_rec_get,
     .rec_list = pg_rec_list,
+    .sessions_of = pg_sessions_of,
     .rec_find = pg_rec_find,
     .txn_begin = pg_txn_begin,
     .txn_savepoint = pg_txn_savepoint,

@@ -64,6 +64,7 @@ enum sq_stmt {
     SQ_REC_GET,
     SQ_REC_LIST,
     SQ_REC_FIND,
+    SQ_SESSIONS_OF,
     SQ_CONSENT_GET,
     SQ_CONSENTS,
     SQ_CONSENT_LOG,
@@ -173,6 +174,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_CHUNKS_DELETE] = "DELETE FROM chunks WHERE account = ?1 AND version = ?2",
     [SQ_REC_GET] = "SELECT val FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
     [SQ_REC_LIST] = "SELECT rkey, val FROM records WHERE account = ?1 AND kind = ?2 ORDER BY rkey",
+    [SQ_SESSIONS_OF] = "SELECT token_hash, created, expires FROM sessions WHERE account = ?1"
+                       " ORDER BY token_hash",
     [SQ_REC_FIND] = "SELECT account FROM records WHERE kind = ?1 AND rkey = ?2"
                     " ORDER BY account LIMIT 1",
     [SQ_REC_INSERT] = "INSERT INTO records (account, kind, rkey, val) VALUES (?1, ?2, ?3, ?4)",
@@ -705,7 +708,7 @@ sq_open(struct store **out, const char *target)
         goto out;
     rc = sq_exec(db, "PRAGMA synchronous = FULL;"
                      "PRAGMA wal_autocheckpoint = 0;"
-                     "PRAGMA cache_size = -32768;"
+                     "PRAGMA cache_size = -8192;"
                      "PRAGMA temp_store = MEMORY;"
                      "PRAGMA foreign_keys = OFF;"
                      "PRAGMA journal_size_limit = " SQ_WAL_LIMIT_BYTES);
@@ -1076,6 +1079,37 @@ sq_rec_list(struct store *s, const char *account, const char *kind, store_rec_cb
         struct slice key = SLICE(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         struct slice val = SLICE(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
         rc = cb(ctx, key, val);
+        if (rc)
+            break;
+    }
+    sq_read_end(s, c, st);
+    return rc;
+}
+
+static int
+sq_sessions_of(struct store *s, const char *account, store_session_cb cb, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct store_session se;
+    int rc = sq_read_begin(s, SQ_SESSIONS_OF, &c, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    for (;;) {
+        rc = sq_step_one(c, st, "sessions_of");
+        if (rc <= 0)
+            break;
+        memset(&se, 0, sizeof(se));
+        if (sqlite3_column_bytes(st, 0) != STORE_HASH_LEN) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        memcpy(se.token_hash, sqlite3_column_blob(st, 0), STORE_HASH_LEN);
+        snprintf(se.account, sizeof(se.account), "%s", account);
+        se.created = sqlite3_column_int64(st, 1);
+        se.expires = sqlite3_column_int64(st, 2);
+        rc = cb(ctx, &se);
         if (rc)
             break;
     }
@@ -1974,6 +2008,7 @@ const struct store_ops store_sqlite_ops = {
     .feed = sq_feed,
     .rec_get = sq_rec_get,
     .rec_list = sq_rec_list,
+    .sessions_of = sq_sessions_of,
     .rec_find = sq_rec_find,
     .txn_begin = sq_txn_begin,
     .txn_savepoint = sq_txn_savepoint,

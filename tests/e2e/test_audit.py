@@ -16,7 +16,12 @@ import time
 
 import pytest
 
-from oikostest import OIKOS, Server
+from oikostest import OIKOS, PG_DIR, PG_ONLY_SQLITE, Server, psql, store_url
+
+# The tests that edit the stored log while oikosd is stopped do it in SQL
+# on the SQLite file; on a PostgreSQL run the store's own suite
+# (unit.pg.test_store_audit) shows that it keeps the same bytes.
+sqlite_only = pytest.mark.skipif(PG_DIR is not None, reason="on PostgreSQL: " + PG_ONLY_SQLITE)
 
 PASSWORD = "correct horse battery"
 
@@ -311,6 +316,7 @@ def test_seal_is_signed_into_the_head(tmp_path):
         s.stop()
 
 
+@sqlite_only
 def test_cli_verify_passes_then_catches_an_edited_entry(region, tmp_path):
     s = region
     account, _ = active_user(s)
@@ -343,6 +349,7 @@ def test_cli_verify_passes_then_catches_an_edited_entry(region, tmp_path):
     assert json.load(open(state))[s.url]["tree_size"] == pinned["tree_size"]
 
 
+@sqlite_only
 def test_cli_verify_catches_an_edited_node(region, tmp_path):
     s = region
     account, _ = active_user(s)
@@ -369,6 +376,7 @@ def test_cli_verify_catches_an_edited_node(region, tmp_path):
     assert metric(s, "oikos_audit_ok") == 0
 
 
+@sqlite_only
 def test_consistency_old_head_new_head_and_rewritten_history(region, tmp_path):
     s = region
     account, token = active_user(s)
@@ -420,10 +428,17 @@ def test_entry_that_cannot_be_stored_fails_its_action(region):
     account, token = active_user(s)
     settled_head(s)
     # the store starts refusing audit entries (as a full or failing disk would)
-    db = sqlite3.connect(db_path(s), timeout=30)
-    db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_leaves"
-               " BEGIN SELECT RAISE(FAIL, 'refused'); END")
-    db.commit()
+    if PG_DIR:
+        db = None
+        psql(store_url(db_path(s)), "CREATE FUNCTION refuse_audit() RETURNS trigger"
+             " LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$;"
+             " CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_leaves"
+             " FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+    else:
+        db = sqlite3.connect(db_path(s), timeout=30)
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_leaves"
+                   " BEGIN SELECT RAISE(FAIL, 'refused'); END")
+        db.commit()
     try:
         r = s.put(token, "contacts", "carol.vcf", b"BEGIN:VCARD\nFN:Carol\nEND:VCARD\n")
         assert r.status == 503, r.body
@@ -435,9 +450,12 @@ def test_entry_that_cannot_be_stored_fails_its_action(region):
         assert metric(s, "oikos_audit_append_failures_total") >= 2
         assert metric(s, "oikos_audit_ok") == 0
     finally:
-        db.execute("DROP TRIGGER refuse_audit")
-        db.commit()
-        db.close()
+        if db is None:
+            psql(store_url(db_path(s)), "DROP TRIGGER refuse_audit ON audit_leaves")
+        else:
+            db.execute("DROP TRIGGER refuse_audit")
+            db.commit()
+            db.close()
     # nothing of the refused write happened
     assert s.get(token, "contacts", "carol.vcf").status == 404
     feed = s.request("GET", "/v1/me/data/contacts", token=token).json()
