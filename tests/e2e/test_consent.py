@@ -321,7 +321,21 @@ def test_erase_leaves_nothing_of_the_account(server):
     server.consent(other, "photos")
     assert server.put(other, "photos", "p", b"kept").status == 201
 
+    pseudonym = server.request("GET", "/v1/me/audit", token=token).json()["pseudonym"]
     assert server.request("DELETE", "/v1/me", token=token).status == 204
+    # the erase itself stays on record, under the pseudonym only
+    erased = []
+    for _ in range(50):
+        size = server.request("GET", "/v1/audit/head").json()["tree_size"]
+        start = max(0, size - 1000)
+        entries = server.request("GET", "/v1/audit/entries?start=%d&end=%d" % (start, size))
+        erased = [e["entry"] for e in entries.json()["entries"]
+                  if e["entry"]["action"] == "account.erase"]
+        if erased:
+            break
+        time.sleep(0.1)
+    assert [(e["actor"], e["account"]) for e in erased] == [("user", pseudonym)]
+    assert account not in entries.body.decode()
     r = server.request("POST", "/v1/sessions",
                        {"account": account, "password": "correct horse battery"})
     assert r.status == 401
