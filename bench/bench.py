@@ -562,6 +562,35 @@ def psql(url, sql):
     return run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], 60)[0]
 
 
+def pg_cpu_s(pgdir):
+    """CPU seconds used so far by a cluster's server processes: the
+    postmaster (with its reaped children) and every live child."""
+    with open(os.path.join(pgdir, "data", "postmaster.pid")) as f:
+        pm = int(f.readline())
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                cols = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) == pm:
+            total += sum(int(c) for c in cols[11:15])
+        elif int(cols[1]) == pm:
+            total += int(cols[11]) + int(cols[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def pg_wrk(pgdir, *args):
+    """wrk() with the CPU that PostgreSQL used per request beside oikosd's."""
+    c0 = pg_cpu_s(pgdir)
+    r = wrk(*args)
+    r["pg_cpu_ms_per_request"] = (pg_cpu_s(pgdir) - c0) * 1e3 / max(1, r["requests"])
+    return r
+
+
 def pg_baseline(url, seconds, workdir):
     """PostgreSQL's own rate of durable single-row transactions, one at a
     time: pgbench, one client, prepared, each transaction one INSERT of a
@@ -638,7 +667,7 @@ def pg_pass(bins, workdir, threads, service, args, logdir):
         log("oikosd on PostgreSQL: PUT 1 KiB, %d connections (wrk %ds)"
             % (args.connections, args.seconds))
         objs0 = srv.metric("oikos_objects") or 0
-        out["put_small"] = wrk(srv.port, "put", args.seconds, args.connections,
+        out["put_small"] = pg_wrk(pgdir, srv.port, "put", args.seconds, args.connections,
                                {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
                                 "BENCH_RUN": "w", "BENCH_BODY_BYTES": "1024"},
                                logdir, "oikosd-pg-put", srv.pid)
@@ -656,7 +685,7 @@ def pg_pass(bins, workdir, threads, service, args, logdir):
         settle(srv.pid)
         log("oikosd on PostgreSQL: GET 1 KiB, %d connections (wrk %ds)"
             % (args.connections, args.seconds))
-        out["get_small"] = wrk(srv.port, "get", args.seconds, args.connections,
+        out["get_small"] = pg_wrk(pgdir, srv.port, "get", args.seconds, args.connections,
                                {"BENCH_TOKEN": token, "BENCH_SERVICE": service,
                                 "BENCH_NAMES": "1000", "BENCH_PREFIX": "g-"},
                                logdir, "oikosd-pg-get", srv.pid)
@@ -1013,10 +1042,20 @@ def details(res, path):
     return lines
 
 
+def cpu_rows(sq, pg):
+    """CPU per request, ms: oikosd's own, and on PostgreSQL the server's too."""
+    def per(r):
+        return r["server_cores"] * r["duration_us"] / 1e3 / max(1, r["requests"])
+    return [("  CPU per request, ms: oikosd", "%.3f" % per(sq), "%.3f" % per(pg),
+             "%.2f" % (per(pg) / per(sq)) if per(sq) else ""),
+            ("  CPU per request, ms: PostgreSQL", "", "%.3f" % pg["pg_cpu_ms_per_request"], "")]
+
+
 def pg_table(res):
     """The oikosd figures on SQLite and on PostgreSQL, side by side."""
     q, p = res, res["pg"]
-    rows = [("same run, same disk", "SQLite", "PostgreSQL %s" % p["server_version"], "PG/SQLite")]
+    rows = [("same run, same disk", "SQLite", "PostgreSQL %s" % p["server_version"].split()[0],
+             "PG/SQLite")]
 
     def row(what, a, b, fmt=num):
         rows.append((what, fmt(a), fmt(b), "%.2f" % (b / a) if a else ""))
@@ -1030,6 +1069,7 @@ def pg_table(res):
         p["put_small"]["latency_us"]["p99"] / 1e3, lambda v: "%.1f" % v)
     row("  machine busy, cores", q["put_small"]["machine_busy_cores"],
         p["put_small"]["machine_busy_cores"], lambda v: "%.2f" % v)
+    rows.extend(cpu_rows(q["put_small"], p["put_small"]))
     row("durable 1-row txns one at a time: commits/s", q["sqlite"]["commits_per_s"],
         p["baseline"]["commits_per_s"])
     row("GET 1 KiB, %d conns: req/s" % conns, q["get_small"]["ok_rate"],
@@ -1038,6 +1078,7 @@ def pg_table(res):
         p["get_small"]["latency_us"]["p50"] / 1e3, lambda v: "%.1f" % v)
     row("  machine busy, cores", q["get_small"]["machine_busy_cores"],
         p["get_small"]["machine_busy_cores"], lambda v: "%.2f" % v)
+    rows.extend(cpu_rows(q["get_small"], p["get_small"]))
     row("PUT %s stream: MB/s" % large, q["put_large"]["mbs"], p["put_large"]["mbs"])
     row("GET %s stream: MB/s" % large, q["get_large"]["mbs"], p["get_large"]["mbs"])
     row("RSS growth, PUT %s: MiB" % large, q["put_large"]["rss_growth_kib"] / 1024,

@@ -52,6 +52,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/util.h"
 #include "store/store_int.h"
 
 #define PG_READERS_MAX 16        /* reader connections open at once */
@@ -1846,8 +1847,9 @@ pg_commit_outcome(struct store_pg *q)
     char xid[sizeof(q->xid)];
     memcpy(xid, q->xid, sizeof(xid));
     q->xid[0] = 0;
-    for (int waited = 0; xid[0] && waited < PG_OUTCOME_WAIT_MS; waited += 500) {
-        if (waited) {
+    const uint64_t end = clock_mono_ns() + (uint64_t)PG_OUTCOME_WAIT_MS * 1000 * 1000;
+    for (int tries = 0; xid[0] && clock_mono_ns() < end; tries++) {
+        if (tries) {
             struct timespec ts = {0, 500 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }

@@ -453,6 +453,62 @@ svckey_insert(struct store *s, const char *account, const char *service, struct 
     return rc;
 }
 
+struct sessions_seen {
+    struct store_session v[4];
+    int n, stop_at;
+};
+
+static int
+session_seen(void *ctx, const struct store_session *se)
+{
+    struct sessions_seen *x = ctx;
+    if (x->n < 4)
+        x->v[x->n] = *se;
+    x->n++;
+    return x->n == x->stop_at ? 42 : 0;
+}
+
+/* An account's sessions, in bytewise token hash order, and nobody else's. */
+static void
+test_sessions_of(void **state)
+{
+    struct fix *f = *state;
+    struct store_session a[2], other;
+    memset(a, 0, sizeof(a));
+    memset(&other, 0, sizeof(other));
+    uid(a[0].account, "sof");
+    uid(other.account, "sof2");
+    memcpy(a[1].account, a[0].account, sizeof(a[0].account));
+    for (int i = 0; i < 2; i++) {
+        snprintf((char *)a[i].token_hash, sizeof(a[i].token_hash), "%.31s", a[0].account);
+        a[i].token_hash[0] = i ? 0x01 : 0xf0; /* bytewise: a[1] first */
+        a[i].created = 10 + i;
+        a[i].expires = 20 + i;
+    }
+    snprintf((char *)other.token_hash, sizeof(other.token_hash), "%.31s", other.account);
+    OK(session_batch(f->s, &a[0], NULL));
+    OK(session_batch(f->s, &a[1], NULL));
+    OK(session_batch(f->s, &other, NULL));
+
+    struct sessions_seen x = {.stop_at = -1};
+    OK(store_sessions_of(f->s, a[0].account, session_seen, &x));
+    assert_int_equal(x.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(x.v[i].account, a[0].account);
+        assert_memory_equal(x.v[i].token_hash, a[1 - i].token_hash, STORE_HASH_LEN);
+        assert_int_equal(x.v[i].created, a[1 - i].created);
+        assert_int_equal(x.v[i].expires, a[1 - i].expires);
+    }
+    struct sessions_seen stop = {.stop_at = 1};
+    assert_int_equal(store_sessions_of(f->s, a[0].account, session_seen, &stop), 42);
+    assert_int_equal(stop.n, 1);
+    char nobody[STORE_ID_MAX];
+    uid(nobody, "sof3");
+    struct sessions_seen none = {.stop_at = -1};
+    OK(store_sessions_of(f->s, nobody, session_seen, &none));
+    assert_int_equal(none.n, 0);
+}
+
 static void
 test_svckey(void **state)
 {
@@ -1489,6 +1545,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_of, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svckey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_put_replace, setup, teardown),
