@@ -70,8 +70,7 @@ static const struct opt opts[] = {
 };
 
 /* Records the first error message: what went wrong, the subject quoted. */
-PRINTF_LIKE(2, 3) static void
-say(struct buf *err, const char *fmt, ...)
+PRINTF_LIKE(2, 3) static void say(struct buf *err, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;

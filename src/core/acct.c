@@ -187,8 +187,8 @@ dummy_hash(const struct config *cfg)
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static char dummy[PWHASH_STR_MAX];
     pthread_mutex_lock(&mu);
-    if (!dummy[0] && pwhash_make(dummy, "not-a-password", 14, cfg->pwhash_ops,
-                                 (size_t)cfg->pwhash_mem))
+    if (!dummy[0] &&
+        pwhash_make(dummy, "not-a-password", 14, cfg->pwhash_ops, (size_t)cfg->pwhash_mem))
         dummy[0] = 0;
     pthread_mutex_unlock(&mu);
     return dummy[0] ? dummy : NULL;

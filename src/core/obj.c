@@ -59,9 +59,11 @@ obj_name_valid(const char *name, size_t len)
     const uint8_t *p = (const uint8_t *)name, *end = p + len;
     while (p < end) {
         uint8_t c = *p;
-        size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                              : (c & 0xF8) == 0xF0   ? 4
-                                                     : 0;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
         if (!n || (size_t)(end - p) < n)
             return false;
         uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
@@ -208,8 +210,8 @@ obj_put_begin(struct obj_put **out, struct region *r, const char *account, const
     p->epoch = consent_epoch(); /* before the key: a revocation after it moves the epoch */
     rc = svc_key(r, account, service, SVC_WRITE, p->key);
     if (rc == ERR_CONSENT)
-        trail_refused(r, &(struct trail){AUDIT_USER, "data.write", account, service,
-                                         p->o.name_hash, rc});
+        trail_refused(
+            r, &(struct trail){AUDIT_USER, "data.write", account, service, p->o.name_hash, rc});
     if (rc)
         goto out;
     /* small announced objects need no more than their own size */
@@ -426,8 +428,8 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
         goto out;
     rc = svc_key(r, account, service, SVC_READ, g->key);
     if (rc == ERR_CONSENT)
-        trail_refused(r, &(struct trail){AUDIT_USER, "data.read", account, service,
-                                         g->o.name_hash, rc});
+        trail_refused(
+            r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, rc});
     if (rc)
         goto out;
     rc = store_object_get(region_store(r), account, service, g->o.name_hash, &g->o);
@@ -443,8 +445,8 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
     if (rc)
         goto out;
     /* the read is on record, durably, before its first byte goes out */
-    rc = trail_record(r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, 0},
-                      true);
+    rc = trail_record(
+        r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, 0}, true);
     if (rc)
         goto out;
     info_of(info, &g->o);
@@ -477,8 +479,8 @@ get_next_chunk(struct obj_get *g)
     }
     buf_init(&aad, 256);
     chunk_aad(&aad, &g->o, g->next, last);
-    rc = aead_open((enum aead_cipher)g->o.cipher, g->plain, g->plain_cap, &g->plain_len,
-                   g->key->b, buf_slice(&aad), buf_slice(&g->sealed));
+    rc = aead_open((enum aead_cipher)g->o.cipher, g->plain, g->plain_cap, &g->plain_len, g->key->b,
+                   buf_slice(&aad), buf_slice(&g->sealed));
     buf_release(&aad);
     if (rc)
         return rc;
@@ -543,8 +545,8 @@ obj_delete(struct region *r, const char *account, const char *service, const cha
     if (!rc)
         rc = store_batch_object_delete(b, account, service, o.name_hash, clock_now());
     if (!rc)
-        rc = trail_add(r, b, &(struct trail){AUDIT_USER, "data.delete", account, service,
-                                             o.name_hash, 0});
+        rc = trail_add(
+            r, b, &(struct trail){AUDIT_USER, "data.delete", account, service, o.name_hash, 0});
     if (!rc)
         rc = trail_commit(r, b, true);
     store_batch_free(b);
@@ -576,9 +578,8 @@ feed_row(void *vctx, const struct store_object *o)
     if (o->name_sealed_len < 1)
         return ERR_CORRUPT;
     obj_aad(&f->aad, "name", o);
-    int rc = aead_open((enum aead_cipher)o->name_sealed[0], f->name, sizeof(f->name), &n,
-                       f->key->b, buf_slice(&f->aad),
-                       SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    int rc = aead_open((enum aead_cipher)o->name_sealed[0], f->name, sizeof(f->name), &n, f->key->b,
+                       buf_slice(&f->aad), SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
     if (rc)
         return rc;
     it.name = (const char *)f->name;

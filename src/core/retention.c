@@ -282,8 +282,12 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
             rc = store_accounts_idle(data, before, SWEEP_BATCH, acct_row, al);
             for (size_t i = 0; !rc && i < al->n; i++) {
                 /* on record first; while sealed no pseudonym can be made */
-                struct trail t = {AUDIT_SYSTEM, "retention.erase",
-                                  region_sealed(r) ? NULL : al->id[i], NULL, NULL, 0};
+                struct trail t = {AUDIT_SYSTEM,
+                                  "retention.erase",
+                                  region_sealed(r) ? NULL : al->id[i],
+                                  NULL,
+                                  NULL,
+                                  0};
                 rc = trail_record(r, &t, true);
                 if (!rc)
                     rc = retention_erase_account(r, al->id[i], NULL);

@@ -13,7 +13,7 @@
 #include "crypto/aead.h"
 #include "store/store.h"
 
-const char *const svc_names[] = {"contacts", "messages", "calllog", "settings",
+const char *const svc_names[] = {"contacts", "messages",  "calllog", "settings",
                                  "photos",   "messaging", NULL};
 _Static_assert(sizeof(svc_names) / sizeof(svc_names[0]) == SVC_COUNT + 1, "SVC_COUNT");
 

@@ -58,8 +58,7 @@ MUST_CHECK int kr_load(struct kr *kr, struct slice state);
  * *progress gets the shares held (0 once unsealed), *threshold the K.
  * ERR_NOT_INITIALIZED before init. Unsealed already: 0, progress 0.
  */
-MUST_CHECK int kr_unseal(struct kr *kr, const char *share, unsigned *progress,
-                         unsigned *threshold);
+MUST_CHECK int kr_unseal(struct kr *kr, const char *share, unsigned *progress, unsigned *threshold);
 /** Wipes every key and any shares held; the keyring is sealed. */
 void kr_seal(struct kr *kr);
 bool kr_sealed(struct kr *kr);

@@ -32,8 +32,8 @@ MUST_CHECK int sss_split(uint8_t *ys, const uint8_t *xs, unsigned n, unsigned k,
  * interpolation at 0. ERR_INVAL if k == 0 or two x coincide or an x is 0.
  * With fewer than the threshold the result is unrelated to the secret.
  */
-MUST_CHECK int sss_combine(uint8_t *secret, size_t len, const uint8_t *xs,
-                           const uint8_t *const *ys, unsigned k, unsigned poly);
+MUST_CHECK int sss_combine(uint8_t *secret, size_t len, const uint8_t *xs, const uint8_t *const *ys,
+                           unsigned k, unsigned poly);
 
 /** Multiplies in GF(2^8) mod poly (exposed for tests). */
 uint8_t sss_gf_mul(uint8_t a, uint8_t b, unsigned poly);

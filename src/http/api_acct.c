@@ -16,8 +16,7 @@ api_signup(struct req *q)
     const char *country = NULL, *password = NULL;
     size_t pwlen = 0;
     char id[STORE_ID_MAX];
-    if (json_unpack(q->json, "{s:s,s:s%}", "country", &country, "password", &password, &pwlen) !=
-        0)
+    if (json_unpack(q->json, "{s:s,s:s%}", "country", &country, "password", &password, &pwlen) != 0)
         return http_fail(q, ERR_INVAL, "expected {\"country\": \"CC\", \"password\": \"...\"}");
     char name[REGION_NAME_MAX], home[REGION_URL_MAX];
     int rc = region_home(q->region, country, name, home);
@@ -25,8 +24,7 @@ api_signup(struct req *q)
         return http_redirect(q, rc, name, home);
     rc = acct_create(q->region, country, password, pwlen, id);
     if (rc == ERR_INVAL)
-        return http_fail(q, rc,
-                         "country must be two letters and the password 8 to 1024 bytes");
+        return http_fail(q, rc, "country must be two letters and the password 8 to 1024 bytes");
     if (rc)
         return rc;
     json_t *o = json_pack("{s:s,s:s}", "account", id, "region", region_name(q->region));
@@ -43,8 +41,7 @@ api_login(struct req *q)
     const char *account = NULL, *password = NULL;
     size_t pwlen = 0;
     char token[REGION_TOKEN_MAX];
-    if (json_unpack(q->json, "{s:s,s:s%}", "account", &account, "password", &password, &pwlen) !=
-        0)
+    if (json_unpack(q->json, "{s:s,s:s%}", "account", &account, "password", &password, &pwlen) != 0)
         return http_fail(q, ERR_INVAL, "expected {\"account\": \"...\", \"password\": \"...\"}");
     char name[REGION_NAME_MAX], home[REGION_URL_MAX];
     int rc = migrate_route(q->region, account, name, home);

@@ -12,8 +12,8 @@ int
 api_health(struct req *q)
 {
     json_t *o = json_pack("{s:s,s:b,s:b,s:s}", "region", region_name(q->region), "sealed",
-                          region_sealed(q->region), "initialized",
-                          region_initialized(q->region), "version", OIKOS_VERSION);
+                          region_sealed(q->region), "initialized", region_initialized(q->region),
+                          "version", OIKOS_VERSION);
     char pk[64];
     /* the key the other regions pin for this one (peer_key in the cluster file) */
     if (o && !region_sealed(q->region) && !peer_pubkey_b64(q->region, pk) &&

@@ -57,10 +57,9 @@ metrics_render(struct buf *out, struct region *r)
         for (unsigned s = 0; s < MAX_STATUS; s++) {
             uint64_t v = atomic_load_explicit(&requests[idx][s], memory_order_relaxed);
             if (v)
-                rc |= buf_addf(out,
-                               "oikos_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64
-                               "\n",
-                               label(i), s, v);
+                rc |= buf_addf(
+                    out, "oikos_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                    label(i), s, v);
         }
     }
     rc |= buf_adds(out, "# HELP oikos_http_request_duration_seconds Time to answer a request.\n"

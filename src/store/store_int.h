@@ -335,13 +335,13 @@ struct store {
     bool writer_done; /* the writer has exited: the syncer may too */
     bool syncer_started;
     pthread_t syncer;
-    int failed;            /* a sync failed: the disk is in doubt, refuse commits */
-    int64_t last_seq;      /* the last seq assigned; writer thread only */
-    int64_t committed_seq; /* the last seq committed */
+    int failed;               /* a sync failed: the disk is in doubt, refuse commits */
+    int64_t last_seq;         /* the last seq assigned; writer thread only */
+    int64_t committed_seq;    /* the last seq committed */
     uint64_t audit_next;      /* the index of the next audit leaf; writer thread only */
     uint64_t audit_committed; /* audit leaves committed */
-    int64_t durable_seq;   /* the last seq known to be on stable storage */
-    uint64_t live_objects; /* committed state */
+    int64_t durable_seq;      /* the last seq known to be on stable storage */
+    uint64_t live_objects;    /* committed state */
     uint64_t live_bytes;
 };
 

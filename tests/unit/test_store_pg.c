@@ -154,7 +154,7 @@ test_text_sorts_bytewise(void **state)
     char base[STORE_ID_MAX], upper[STORE_ID_MAX + 2], lower[STORE_ID_MAX + 2];
     char key[32], found[STORE_ID_MAX];
     uid(base, "sort");
-    snprintf(key, sizeof(key), "k-%s", base + 2);
+    snprintf(key, sizeof(key), "k-%.28s", base + 2);
     /* In a natural-language collation "a..." sorts before "B..."; bytewise "B" < "a". */
     snprintf(upper, sizeof(upper), "B%.60s", base);
     snprintf(lower, sizeof(lower), "a%.60s", base);
