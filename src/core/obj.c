@@ -565,29 +565,40 @@ struct feed_ctx {
     struct buf aad;
 };
 
+/* A change-feed item of a stored row, its name opened into name[cap]. */
+static int
+item_of(struct obj_item *it, const struct store_object *o, const struct key32 *key, struct buf *aad,
+        uint8_t *name, size_t cap)
+{
+    size_t n = 0;
+    if (o->name_sealed_len < 1)
+        return ERR_CORRUPT;
+    obj_aad(aad, "name", o);
+    int rc = aead_open((enum aead_cipher)o->name_sealed[0], name, cap, &n, key->b, buf_slice(aad),
+                       SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    if (rc)
+        return rc;
+    it->name = (const char *)name;
+    it->namelen = n;
+    etag_of(it->etag, o->version);
+    it->size = o->size;
+    it->seq = o->seq;
+    it->deleted = o->deleted;
+    return 0;
+}
+
 static int
 feed_row(void *vctx, const struct store_object *o)
 {
     struct feed_ctx *f = vctx;
     struct obj_item it;
-    size_t n = 0;
     if (f->count == f->limit) {
         f->more = true;
         return 1;
     }
-    if (o->name_sealed_len < 1)
-        return ERR_CORRUPT;
-    obj_aad(&f->aad, "name", o);
-    int rc = aead_open((enum aead_cipher)o->name_sealed[0], f->name, sizeof(f->name), &n, f->key->b,
-                       buf_slice(&f->aad), SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    int rc = item_of(&it, o, f->key, &f->aad, f->name, sizeof(f->name));
     if (rc)
         return rc;
-    it.name = (const char *)f->name;
-    it.namelen = n;
-    etag_of(it.etag, o->version);
-    it.size = o->size;
-    it.seq = o->seq;
-    it.deleted = o->deleted;
     f->count++;
     f->last = o->seq;
     return f->cb(f->ctx, &it);
@@ -801,24 +812,13 @@ view_row(void *vctx, const struct store_object *o)
     struct view_feed *f = vctx;
     struct obj_view *v = f->v;
     struct obj_item it;
-    size_t n = 0;
     if (f->count == f->limit) {
         f->more = true;
         return 1;
     }
-    if (o->name_sealed_len < 1)
-        return ERR_CORRUPT;
-    obj_aad(&v->aad, "name", o);
-    int rc = aead_open((enum aead_cipher)o->name_sealed[0], v->name, sizeof(v->name), &n, v->key->b,
-                       buf_slice(&v->aad), SLICE(o->name_sealed + 1, o->name_sealed_len - 1));
+    int rc = item_of(&it, o, v->key, &v->aad, v->name, sizeof(v->name));
     if (rc)
         return rc;
-    it.name = (const char *)v->name;
-    it.namelen = n;
-    etag_of(it.etag, o->version);
-    it.size = o->size;
-    it.seq = o->seq;
-    it.deleted = o->deleted;
     f->count++;
     f->last = o->seq;
     v->cur = o->deleted ? NULL : o;
