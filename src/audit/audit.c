@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 
 #include "audit/audit.h"
 #include "base/log.h"
@@ -72,6 +73,9 @@ struct audit {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     bool kicked, closing;
+    /* an append since the integrator last looked: at most one wake per round */
+    _Atomic bool kick_pending;
+    _Atomic bool append_bad; /* mirrors append_failing, read without mu */
     bool have_head;
     struct audit_head head;
     bool broken;         /* the stored log contradicts its head: never sign again */
@@ -241,13 +245,18 @@ audit_commit(struct audit *a, struct store_batch *b, bool durable)
         /* the entry was not stored, so neither was its action */
         fail_note(a, &a->append_failing, &a->append_failures,
                   "an audit entry could not be stored, so its action was refused", rc);
+        atomic_store(&a->append_bad, true);
         log_err("event=audit_append_failed err=\"%s\" action=refused", err_str(rc));
         return ERR_AUDIT;
     }
     if (rc)
         return rc;
+    /* the common case takes no lock: the integrator already knows */
+    if (!atomic_load(&a->append_bad) && atomic_exchange(&a->kick_pending, true))
+        return 0;
     pthread_mutex_lock(&a->mu);
     a->append_failing = false;
+    atomic_store(&a->append_bad, false);
     a->kicked = true;
     pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->mu);
@@ -794,6 +803,7 @@ integrator(void *arg)
                 break;
         }
         a->kicked = false;
+        atomic_store(&a->kick_pending, false);
         pthread_mutex_unlock(&a->mu);
         uint64_t done = 0, t0 = clock_mono_ns();
         if (!kr_sealed(a->kr) && store_audit_size(a->s) > 0) {

@@ -12,7 +12,9 @@
  */
 #include "base/common.h"
 
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -40,6 +42,31 @@ struct obj_put {
     bool key_borrowed; /* the key is an obj_view's (obj_view_put) */
 };
 
+/*
+ * Objects of several chunks are read ahead: OBJ_PREFETCH_HELPERS threads
+ * read and open the next chunks (helper h the chunks 1+h, 1+h+HELPERS, ...)
+ * while the current one goes out, each into a buffer of its own that the
+ * reader takes, in order, by swapping it with the one it has sent. At most
+ * OBJ_PREFETCH_MAX reads have helpers at once; the others read chunk by
+ * chunk on their own thread.
+ */
+#define OBJ_PREFETCH_MAX 16
+#define OBJ_PREFETCH_HELPERS 2
+
+static atomic_int prefetching;
+
+/* One helper: it owns sealed and, until it sets ready, plain. */
+struct prefetch {
+    struct obj_get *g;
+    unsigned h;
+    pthread_t thread;
+    bool started, ready;
+    int rc;
+    struct buf sealed;
+    uint8_t *plain;
+    size_t cap, len;
+};
+
 struct obj_get {
     struct region *r;
     struct store_object o;
@@ -49,6 +76,14 @@ struct obj_get {
     size_t plain_cap, plain_len, plain_off;
     uint32_t next; /* next chunk to read */
     uint64_t delivered;
+
+    /* the read-ahead: pf[].ready, .rc and pf_stop under pf_mu */
+    bool pf_on;
+    uint32_t pf_first; /* the first chunk read ahead */
+    pthread_mutex_t pf_mu;
+    pthread_cond_t pf_cv;
+    bool pf_stop;
+    struct prefetch pf[OBJ_PREFETCH_HELPERS];
 };
 
 bool
@@ -408,6 +443,7 @@ obj_put_free(struct obj_put *p)
 }
 
 static int get_next_chunk(struct obj_get *g);
+static void prefetch_start(struct obj_get *g);
 
 int
 obj_get_open(struct obj_get **out, struct region *r, const char *account, const char *service,
@@ -449,6 +485,7 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
         r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, 0}, true);
     if (rc)
         goto out;
+    prefetch_start(g);
     info_of(info, &g->o);
 out:
     if (rc) {
@@ -459,29 +496,151 @@ out:
     return 0;
 }
 
+/* Reads chunk idx of g's object through sealed and opens it into *plain. */
 static int
-get_next_chunk(struct obj_get *g)
+chunk_open(struct obj_get *g, uint32_t idx, struct buf *sealed, uint8_t **plain, size_t *cap,
+           size_t *len)
 {
     struct buf aad;
-    bool last = g->next + 1 == g->o.chunks;
-    int rc = store_chunk_get(region_store(g->r), g->o.account, g->o.version, g->next, &g->sealed);
+    bool last = idx + 1 == g->o.chunks;
+    int rc = store_chunk_get(region_store(g->r), g->o.account, g->o.version, idx, sealed);
     if (rc == ERR_NOT_FOUND)
         return ERR_CORRUPT;
     if (rc)
         return rc;
-    size_t need = g->sealed.len;
-    if (need > g->plain_cap) {
-        uint8_t *np = realloc(g->plain, need);
+    size_t need = sealed->len;
+    if (need > *cap) {
+        uint8_t *np = malloc(need);
         if (!np)
             return ERR_NOMEM;
-        g->plain = np;
-        g->plain_cap = need;
+        if (*plain) {
+            secret_wipe(*plain, *cap);
+            free(*plain);
+        }
+        *plain = np;
+        *cap = need;
     }
     buf_init(&aad, 256);
-    chunk_aad(&aad, &g->o, g->next, last);
-    rc = aead_open((enum aead_cipher)g->o.cipher, g->plain, g->plain_cap, &g->plain_len, g->key->b,
-                   buf_slice(&aad), buf_slice(&g->sealed));
+    chunk_aad(&aad, &g->o, idx, last);
+    rc = aead_open((enum aead_cipher)g->o.cipher, *plain, *cap, len, g->key->b, buf_slice(&aad),
+                   buf_slice(sealed));
     buf_release(&aad);
+    return rc;
+}
+
+static void *
+prefetcher(void *arg)
+{
+    struct prefetch *f = arg;
+    struct obj_get *g = f->g;
+    pthread_mutex_lock(&g->pf_mu);
+    for (uint32_t idx = g->pf_first + f->h; idx < g->o.chunks; idx += OBJ_PREFETCH_HELPERS) {
+        while (f->ready && !g->pf_stop)
+            pthread_cond_wait(&g->pf_cv, &g->pf_mu);
+        if (g->pf_stop)
+            break;
+        pthread_mutex_unlock(&g->pf_mu);
+        int rc = chunk_open(g, idx, &f->sealed, &f->plain, &f->cap, &f->len);
+        pthread_mutex_lock(&g->pf_mu);
+        f->rc = rc;
+        f->ready = true;
+        pthread_cond_broadcast(&g->pf_cv);
+        if (rc)
+            break;
+    }
+    pthread_mutex_unlock(&g->pf_mu);
+    return NULL;
+}
+
+static void prefetch_stop(struct obj_get *g);
+
+/* Starts the read-ahead of chunks g->next.. if there are any and helpers are free. */
+static void
+prefetch_start(struct obj_get *g)
+{
+    if (g->next >= g->o.chunks)
+        return;
+    if (atomic_fetch_add(&prefetching, 1) >= OBJ_PREFETCH_MAX) {
+        atomic_fetch_sub(&prefetching, 1);
+        return;
+    }
+    if (pthread_mutex_init(&g->pf_mu, NULL)) {
+        atomic_fetch_sub(&prefetching, 1);
+        return;
+    }
+    if (pthread_cond_init(&g->pf_cv, NULL)) {
+        pthread_mutex_destroy(&g->pf_mu);
+        atomic_fetch_sub(&prefetching, 1);
+        return;
+    }
+    g->pf_on = true;
+    g->pf_first = g->next;
+    for (unsigned h = 0; h < OBJ_PREFETCH_HELPERS; h++) {
+        struct prefetch *f = &g->pf[h];
+        f->g = g;
+        f->h = h;
+        buf_init(&f->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
+        if (pthread_create(&f->thread, NULL, prefetcher, f)) {
+            prefetch_stop(g); /* the reader goes on by itself */
+            return;
+        }
+        f->started = true;
+    }
+}
+
+static void
+prefetch_stop(struct obj_get *g)
+{
+    if (!g->pf_on)
+        return;
+    pthread_mutex_lock(&g->pf_mu);
+    g->pf_stop = true;
+    pthread_cond_broadcast(&g->pf_cv);
+    pthread_mutex_unlock(&g->pf_mu);
+    for (unsigned h = 0; h < OBJ_PREFETCH_HELPERS; h++) {
+        struct prefetch *f = &g->pf[h];
+        if (f->started)
+            pthread_join(f->thread, NULL);
+        f->started = false;
+        buf_release(&f->sealed);
+        if (f->plain) {
+            secret_wipe(f->plain, f->cap);
+            free(f->plain);
+            f->plain = NULL;
+        }
+    }
+    pthread_cond_destroy(&g->pf_cv);
+    pthread_mutex_destroy(&g->pf_mu);
+    g->pf_on = false;
+    atomic_fetch_sub(&prefetching, 1);
+}
+
+/* Makes chunk g->next the current one: from its helper, or read now. */
+static int
+get_next_chunk(struct obj_get *g)
+{
+    int rc;
+    if (g->pf_on) {
+        struct prefetch *f = &g->pf[(g->next - g->pf_first) % OBJ_PREFETCH_HELPERS];
+        pthread_mutex_lock(&g->pf_mu);
+        while (!f->ready)
+            pthread_cond_wait(&g->pf_cv, &g->pf_mu);
+        rc = f->rc;
+        if (!rc) {
+            uint8_t *p = g->plain;
+            size_t cap = g->plain_cap;
+            g->plain = f->plain;
+            g->plain_cap = f->cap;
+            g->plain_len = f->len;
+            f->plain = p;
+            f->cap = cap;
+            f->ready = false;
+            pthread_cond_broadcast(&g->pf_cv);
+        }
+        pthread_mutex_unlock(&g->pf_mu);
+    } else {
+        rc = chunk_open(g, g->next, &g->sealed, &g->plain, &g->plain_cap, &g->plain_len);
+    }
     if (rc)
         return rc;
     g->plain_off = 0;
@@ -519,6 +678,7 @@ obj_get_free(struct obj_get *g)
 {
     if (!g)
         return;
+    prefetch_stop(g); /* before the key it uses goes */
     key32_free(g->key);
     buf_release(&g->sealed);
     if (g->plain) {

@@ -89,6 +89,16 @@ unsigned http_status_of(int err);
 const char *http_header(struct req *q, const char *name);
 /** A query argument, or NULL. */
 const char *http_query(struct req *q, const char *name);
+/**
+ * The block size of a content-reader response of size bytes: libmicrohttpd
+ * allocates and clears a block per response, so a small body gets a small one.
+ */
+static inline size_t
+http_block_size(uint64_t size, size_t max)
+{
+    return size == 0 ? 1 : size < max ? (size_t)size : max;
+}
+
 /** Sets a specific error message and returns err (for `return http_fail(...)`). */
 int http_fail(struct req *q, int err, const char *msg);
 /**

@@ -48,6 +48,8 @@
 #define SQ_BUSY_MS 10000              /* busy_timeout of every connection */
 #define SQ_WAL_IDLE_PAGES 4000        /* checkpoint when idle past this */
 #define SQ_WAL_MAX_PAGES 16384        /* checkpoint even when busy past this */
+#define SQ_WAL_TAIL_PAGES 2048        /* the writer copies at most this many itself */
+#define SQ_WAL_HARD_PAGES 65536       /* past this the writer waits for a checkpoint */
 #define SQ_WAL_LIMIT_BYTES "67108864" /* journal_size_limit: 64 MiB */
 #define SQ_POOL_IDLE_MAX 64           /* idle readers kept open */
 
@@ -278,6 +280,22 @@ struct store_sqlite {
     struct sq_conn *pool; /* idle readers, under pool_lock */
     unsigned pool_len;
     bool incremental; /* auto_vacuum is incremental: compact can give space back */
+
+    /*
+     * The checkpointer: a thread with its own connection copies the WAL
+     * back into the database while the writer goes on committing. The
+     * writer only kicks it, and copies the last few frames itself (a WAL
+     * is started over only once every frame is copied, which a concurrent
+     * checkpoint seldom achieves under load).
+     */
+    struct sq_conn ck;
+    pthread_t ck_thread;
+    bool ck_started;
+    pthread_mutex_t ck_lock;
+    pthread_cond_t ck_wake;
+    bool ck_ready, ck_kicked, ck_closing, ck_busy;
+    int ck_copied;     /* frames copied by the last checkpoint; under ck_lock */
+    unsigned ck_gen;   /* bumped when the WAL starts over; under ck_lock */
 };
 
 static const uint8_t sq_empty[1];
@@ -601,7 +619,15 @@ sq_wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
 {
     (void)db;
     (void)name;
-    ((struct store_sqlite *)ctx)->wal_frames = frames;
+    struct store_sqlite *q = ctx;
+    if (frames < q->wal_frames && q->ck_ready) {
+        /* the WAL started over: what was copied of the old one is moot */
+        pthread_mutex_lock(&q->ck_lock);
+        q->ck_gen++;
+        q->ck_copied = 0;
+        pthread_mutex_unlock(&q->ck_lock);
+    }
+    q->wal_frames = frames;
     return SQLITE_OK;
 }
 
@@ -658,6 +684,90 @@ sq_wal_open(struct store_sqlite *q)
     }
     buf_release(&name);
     return rc;
+}
+
+/* One PASSIVE checkpoint on db; *copied: the WAL frames now in the database. */
+static int
+sq_checkpoint(sqlite3 *db, int *log_frames, int *copied)
+{
+    *log_frames = *copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, log_frames, copied);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return ERR_UNAVAILABLE; /* the other connection is at it: not now */
+    if (rc != SQLITE_OK)
+        return sq_err(db, rc, "checkpoint");
+    return 0;
+}
+
+static void *
+sq_checkpointer(void *arg)
+{
+    struct store_sqlite *q = arg;
+    pthread_mutex_lock(&q->ck_lock);
+    for (;;) {
+        while (!q->ck_kicked && !q->ck_closing)
+            pthread_cond_wait(&q->ck_wake, &q->ck_lock);
+        if (q->ck_closing)
+            break;
+        q->ck_kicked = false;
+        q->ck_busy = true;
+        const unsigned gen = q->ck_gen;
+        pthread_mutex_unlock(&q->ck_lock);
+        int log_frames, copied;
+        int rc = sq_checkpoint(q->ck.db, &log_frames, &copied);
+        pthread_mutex_lock(&q->ck_lock);
+        q->ck_busy = false;
+        if (!rc && gen == q->ck_gen)
+            q->ck_copied = copied;
+    }
+    pthread_mutex_unlock(&q->ck_lock);
+    return NULL;
+}
+
+/* Opens the checkpointer's connection and starts it (after the migration). */
+static int
+sq_checkpointer_start(struct store_sqlite *q)
+{
+    if (pthread_mutex_init(&q->ck_lock, NULL))
+        return ERR_NOMEM;
+    if (pthread_cond_init(&q->ck_wake, NULL)) {
+        pthread_mutex_destroy(&q->ck_lock);
+        return ERR_NOMEM;
+    }
+    q->ck_ready = true;
+    int src = sqlite3_open_v2(q->path, &q->ck.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK)
+        return sq_err(q->ck.db, src, "open checkpointer");
+    sqlite3_extended_result_codes(q->ck.db, 1);
+    int rc = sq_exec(q->ck.db, "PRAGMA synchronous = FULL;"
+                               "PRAGMA wal_autocheckpoint = 0;"
+                               "PRAGMA cache_size = -256");
+    if (rc)
+        return rc;
+    if (pthread_create(&q->ck_thread, NULL, sq_checkpointer, q))
+        return ERR_NOMEM;
+    pthread_setname_np(q->ck_thread, "store-ckpt");
+    q->ck_started = true;
+    return 0;
+}
+
+static void
+sq_checkpointer_stop(struct store_sqlite *q)
+{
+    if (q->ck_started) {
+        pthread_mutex_lock(&q->ck_lock);
+        q->ck_closing = true;
+        pthread_cond_signal(&q->ck_wake);
+        pthread_mutex_unlock(&q->ck_lock);
+        pthread_join(q->ck_thread, NULL);
+        q->ck_started = false;
+    }
+    sq_conn_close(&q->ck);
+    if (q->ck_ready) {
+        pthread_cond_destroy(&q->ck_wake);
+        pthread_mutex_destroy(&q->ck_lock);
+        q->ck_ready = false;
+    }
 }
 
 static void sq_close(struct store *s);
@@ -728,6 +838,9 @@ sq_open(struct store **out, const char *target)
     rc = sq_wal_open(q);
     if (rc)
         goto out;
+    rc = sq_checkpointer_start(q);
+    if (rc)
+        goto out;
     *out = &q->base;
     q = NULL;
 out:
@@ -742,6 +855,7 @@ sq_close(struct store *s)
     struct store_sqlite *q = sq(s);
     if (!q)
         return;
+    sq_checkpointer_stop(q);
     while (q->pool) {
         struct sq_conn *c = q->pool;
         q->pool = c->next;
@@ -1968,18 +2082,36 @@ static void
 sq_maintain(struct store *s, bool idle)
 {
     struct store_sqlite *q = sq(s);
-    if (q->wal_frames < (idle ? SQ_WAL_IDLE_PAGES : SQ_WAL_MAX_PAGES))
+    const int frames = q->wal_frames;
+    if (frames < (idle ? SQ_WAL_IDLE_PAGES : SQ_WAL_MAX_PAGES))
         return;
-    int log_frames = 0, ckpt = 0;
-    int rc =
-        sqlite3_wal_checkpoint_v2(q->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &ckpt);
-    if (rc != SQLITE_OK) {
-        (void)sq_err(q->w.db, rc, "checkpoint");
-        return;
+    pthread_mutex_lock(&q->ck_lock);
+    const bool busy = q->ck_busy;
+    const int copied = q->ck_copied;
+    if (!busy && (idle || frames - copied > SQ_WAL_TAIL_PAGES)) {
+        q->ck_kicked = true;
+        pthread_cond_signal(&q->ck_wake);
     }
+    pthread_mutex_unlock(&q->ck_lock);
+    /*
+     * The writer copies the rest itself when little is left (so that the
+     * next commit starts the WAL over) or when the WAL has grown too long
+     * (its commits then wait, which bounds the WAL).
+     */
+    if (idle || (busy && frames < SQ_WAL_HARD_PAGES) ||
+        (frames - copied > SQ_WAL_TAIL_PAGES && frames < SQ_WAL_HARD_PAGES))
+        return;
+    int log_frames, ckpt;
+    if (sq_checkpoint(q->w.db, &log_frames, &ckpt))
+        return;
     /* Fully copied back: the next commit starts the WAL over. */
-    if (ckpt >= log_frames)
+    if (ckpt >= log_frames) {
         q->wal_frames = 0;
+        pthread_mutex_lock(&q->ck_lock);
+        q->ck_gen++;
+        q->ck_copied = 0;
+        pthread_mutex_unlock(&q->ck_lock);
+    }
 }
 
 static int

@@ -21,6 +21,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1537,6 +1538,84 @@ test_sqlite_secure_delete(void **state)
     OK(store_open(&f->s, f->url));
 }
 
+/* Puts objects of 4 chunks of 16 KiB, non-durable, from one thread. */
+struct wal_writer {
+    struct store *s;
+    const char *account;
+    int first, n;
+    atomic_int *failures;
+};
+
+static void *
+wal_write(void *arg)
+{
+    struct wal_writer *w = arg;
+    for (int i = 0; i < w->n; i++)
+        if (put_object(w->s, w->account, "photos", w->first + i, w->first + i, 4, 16384, false,
+                       NULL, NULL))
+            atomic_fetch_add(w->failures, 1);
+    return NULL;
+}
+
+static long
+file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+/*
+ * The WAL is copied back while commits go on, and starts over once the
+ * store is idle: a second burst the size of the first reuses it rather than
+ * growing it, and every object reads back.
+ */
+static void
+test_sqlite_checkpoint_under_load(void **state)
+{
+    struct fix *f = *state;
+    if (!f->own_dir)
+        skip();
+    enum { T = 4, N = 400 }; /* 4 x 400 x 64 KiB = 100 MiB: 25,600 WAL pages a burst */
+    char wal[PATH_MAX + 16];
+    snprintf(wal, sizeof(wal), "%s/store.db-wal", f->dir);
+    const char *acct = "t-ckpt";
+    atomic_int failures = 0;
+    long after_first = 0;
+    for (int burst = 0; burst < 2; burst++) {
+        pthread_t th[T];
+        struct wal_writer w[T];
+        for (int t = 0; t < T; t++) {
+            w[t] = (struct wal_writer){f->s, acct, burst * 100000 + t * 1000, N, &failures};
+            assert_int_equal(pthread_create(&th[t], NULL, wal_write, &w[t]), 0);
+        }
+        for (int t = 0; t < T; t++)
+            pthread_join(th[t], NULL);
+        assert_int_equal(atomic_load(&failures), 0);
+        if (!burst)
+            after_first = file_size(wal);
+        /* idle: the writer and the checkpointer catch up */
+        for (int i = 0; i < 20; i++) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            OK(meta_put(f->s, "tick", "x")); /* a commit, to start the WAL over */
+        }
+    }
+    long after_second = file_size(wal);
+    printf("# WAL after a 100 MiB burst: %ld bytes, after a second one: %ld\n", after_first,
+           after_second);
+    assert_true(after_first > 0);
+    assert_true(after_second < after_first + after_first / 2);
+    for (int burst = 0; burst < 2; burst++)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < N; i += 37) {
+                int name = burst * 100000 + t * 1000 + i;
+                struct store_object got;
+                OK(get_object(f->s, acct, "photos", name, &got));
+                assert_int_equal(got.size, 4 * 16384);
+                OK(check_chunk(f->s, acct, name, 3, 16384));
+            }
+}
+
 int
 main(void)
 {
@@ -1564,6 +1643,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_keeps_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_secure_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_checkpoint_under_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
