@@ -95,8 +95,8 @@ api_data_get(struct req *q)
     int rc = obj_get_open(&g, q->region, q->account, q->service, q->name, q->namelen, &info);
     if (rc)
         return data_error(q, rc);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(info.size, http_block_size(info.size, GET_BLOCK), get_reader, g, get_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        info.size, http_block_size(info.size, GET_BLOCK), get_reader, g, get_free);
     if (!resp) {
         obj_get_free(g);
         return ERR_NOMEM;

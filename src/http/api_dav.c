@@ -357,8 +357,8 @@ dav_get(struct req *q, struct carddav *c, const struct carddav_path *p)
         return http_fail(q, rc, "no such vCard");
     if (rc)
         return rc;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(info.size, http_block_size(info.size, GET_BLOCK), card_read, g, card_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        info.size, http_block_size(info.size, GET_BLOCK), card_read, g, card_free);
     if (!resp) {
         obj_get_free(g);
         return ERR_NOMEM;

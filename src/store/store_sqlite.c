@@ -294,8 +294,8 @@ struct store_sqlite {
     pthread_mutex_t ck_lock;
     pthread_cond_t ck_wake;
     bool ck_ready, ck_kicked, ck_closing, ck_busy;
-    int ck_copied;     /* frames copied by the last checkpoint; under ck_lock */
-    unsigned ck_gen;   /* bumped when the WAL starts over; under ck_lock */
+    int ck_copied;   /* frames copied by the last checkpoint; under ck_lock */
+    unsigned ck_gen; /* bumped when the WAL starts over; under ck_lock */
 };
 
 static const uint8_t sq_empty[1];
@@ -735,7 +735,8 @@ sq_checkpointer_start(struct store_sqlite *q)
         return ERR_NOMEM;
     }
     q->ck_ready = true;
-    int src = sqlite3_open_v2(q->path, &q->ck.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int src =
+        sqlite3_open_v2(q->path, &q->ck.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK)
         return sq_err(q->ck.db, src, "open checkpointer");
     sqlite3_extended_result_codes(q->ck.db, 1);
