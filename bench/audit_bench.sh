@@ -3,7 +3,7 @@
 # audit_bench.sh BUILD_DIR [ENTRIES]: the audit log's benchmark (issue 5).
 # 1. BUILD_DIR/bench_audit fills a fresh region's log to ENTRIES entries
 #    (default 1,000,000) and measures durable appends, one entry per durable
-#    commit from 128 threads (twice the HTTP pool of the benchmarks' oikosd);
+#    commit from 192 threads (three times the HTTP pool of the benchmarks' oikosd);
 # 2. oikosd serves that region on 127.0.0.1, is unsealed with its share, and
 #    wrk asks it for inclusion proofs of random leaves (bench/audit_proof.lua)
 #    for 10 s with 64 connections.
@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== appends (${entries} entries)"
-"$build/bench_audit" --dir "$dir" --entries "$entries" --threads 128 --seconds 10
+"$build/bench_audit" --dir "$dir" --entries "$entries" --threads 192 --seconds 10
 
 echo "== inclusion proofs over HTTP"
 "$build/oikosd" --region bench --data "$dir" --listen 127.0.0.1:0 --log-file "$dir/oikosd.log" \
