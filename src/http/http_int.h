@@ -20,6 +20,8 @@ struct req;
 /* Body bytes read and thrown away after a failed upload before the
  * connection is closed instead of answered. */
 #define HTTP_DISCARD_MAX (4u << 20)
+/* at shutdown, an upload whose bytes stopped coming this long is cut */
+#define HTTP_STALL_NS (2000000000ull)
 
 enum route_flags {
     R_SEALED_OK = 1 << 0, /* served while sealed */
@@ -47,7 +49,9 @@ struct http_server {
     struct MHD_Daemon *mhd;
     struct region *region;
     uint16_t port;
-    _Atomic long active; /* requests in flight */
+    _Atomic long active;         /* requests in flight */
+    _Atomic long receiving;      /* of those, still receiving their body */
+    _Atomic uint64_t body_bytes; /* request body bytes received, ever */
 };
 
 struct req {
@@ -59,6 +63,7 @@ struct req {
     uint64_t start_ns;
     unsigned status;     /* status of the queued answer, 0 until then */
     int deferred;        /* an error found early, answered at the next call */
+    bool receiving;      /* counted in srv->receiving */
     const char *errmsg;  /* a specific message for the error answer */
     int64_t retry_after; /* seconds, for 429 and 503 */
     uint64_t discarded;  /* body bytes thrown away after an error */

@@ -258,6 +258,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
                         : http_header(q, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
         if (q->deferred && body)
             http_reply_error(q, q->deferred);
+        if (body && !q->status) {
+            q->receiving = true;
+            atomic_fetch_add(&h->receiving, 1);
+        }
         return MHD_YES;
     }
     if (q->status) {
@@ -267,6 +271,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        atomic_fetch_add(&h->body_bytes, n);
         if (!q->deferred) {
             q->deferred = req_body(q, (const uint8_t *)upload_data, n);
             return MHD_YES;
@@ -274,6 +279,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         /* failed midway: discard the rest (answered at its end), within reason */
         q->discarded += n;
         return q->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (q->receiving) { /* the body is in */
+        q->receiving = false;
+        atomic_fetch_sub(&h->receiving, 1);
     }
     int rc = q->deferred ? q->deferred : req_finish(q);
     if (rc)
@@ -294,6 +303,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!q)
         return;
     metrics_record(q->route_idx, q->status, clock_mono_ns() - q->start_ns);
+    if (q->receiving)
+        atomic_fetch_sub(&h->receiving, 1);
     migrate_write_leave(q->write_slot);
     obj_put_free(q->put);
     json_decref(q->json);
@@ -367,12 +378,30 @@ http_stop(struct http_server *h, unsigned timeout_s)
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    uint64_t deadline = clock_mono_ns() + (uint64_t)timeout_s * 1000000000u;
-    while (atomic_load(&h->active) > 0 && clock_mono_ns() < deadline)
+    /*
+     * Requests being answered are waited for; uploads only while their
+     * bytes keep coming: a client that stopped sending midway would
+     * otherwise hold the shutdown for the whole timeout.
+     */
+    uint64_t now = clock_mono_ns(), quiet_since = now;
+    const uint64_t deadline = now + (uint64_t)timeout_s * 1000000000u;
+    uint64_t seen = atomic_load(&h->body_bytes);
+    while (atomic_load(&h->active) > 0 && now < deadline) {
+        uint64_t b = atomic_load(&h->body_bytes);
+        if (b != seen) {
+            seen = b;
+            quiet_since = now;
+        } else if (atomic_load(&h->active) <= atomic_load(&h->receiving) &&
+                   now - quiet_since > HTTP_STALL_NS) {
+            break;
+        }
         usleep(10000);
+        now = clock_mono_ns();
+    }
     long left = atomic_load(&h->active);
     if (left > 0)
-        log_warn("event=shutdown_cut_requests count=%ld", left);
+        log_warn("event=shutdown_cut_requests count=%ld receiving=%ld", left,
+                 atomic_load(&h->receiving));
     MHD_stop_daemon(h->mhd);
     free(h);
 }

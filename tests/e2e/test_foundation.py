@@ -377,6 +377,27 @@ def test_sigterm_lets_a_request_in_flight_finish(server, user):
     assert got.status == 200 and got.body == body
 
 
+def test_sigterm_does_not_wait_for_an_upload_that_stalled(server, user):
+    account, token = user
+    server.consent(token, "photos")
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(("PUT /v1/me/data/photos/stalled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                  "\r\nContent-Length: 3000000\r\n\r\n" % token).encode())
+    sock.sendall(b"s" * 1500000)  # then nothing more, the connection left open
+    time.sleep(0.5)
+    t0 = time.time()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    took = time.time() - t0
+    sock.close()
+    assert took < 10, "shutdown waited %.1f s for a stalled upload" % took
+    assert "event=shutdown_cut_requests count=1" in server.tail()
+    server.proc = None
+    server.start()
+    server.unseal(server.shares[:3])
+    assert server.get(token, "photos", "stalled").status == 404
+
+
 def test_kill9_keeps_every_acknowledged_write(server):
     tokens = [server.login(server.signup()) for _ in range(4)]
     for t in tokens:
