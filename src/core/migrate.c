@@ -800,6 +800,17 @@ moved_token_put(void *ctx, const struct store_session *se)
 }
 
 int
+migrate_expire_add(struct store_batch *b, int64_t now)
+{
+    uint8_t bound[8];
+    /* both hold the expiry big-endian: those before now + 1 are over */
+    for (int i = 0; i < 8; i++)
+        bound[i] = (uint8_t)((uint64_t)(now + 1) >> (56 - 8 * i));
+    int rc = store_batch_recs_expire(b, REC_MOVED_TOKEN, SLICE(bound, sizeof(bound)));
+    return rc ? rc : store_batch_recs_expire(b, REC_IN_TOKEN, SLICE(bound, sizeof(bound)));
+}
+
+int
 migrate_shred(struct region *r, const char *id)
 {
     struct migrate_out st;

@@ -26,7 +26,8 @@
  * "migin" at the destination (from, phase), "moved" the tombstone,
  * "movedtok" (token hash -> expiry) the tombstones of its sessions at the
  * source, "intok" the sessions that arrived, at the destination (so that a
- * token logged out there is not sent back to its first region).
+ * token logged out there is not sent back to its first region); both are
+ * deleted by the sweeper once expired (migrate_expire_add).
  *
  * Thread-safety: every function may be called from any thread.
  */
@@ -124,6 +125,13 @@ MUST_CHECK int migrate_out_committed(struct region *r, const char *id,
  * MIGRATE_COMMITTED.
  */
 MUST_CHECK int migrate_shred(struct region *r, const char *id);
+/**
+ * Adds to b (a batch of the data store) the deletion of the records of moved
+ * sessions (tombstones of those that left, marks of those that came) that
+ * expired at or before now: a token whose session has ended needs neither
+ * (the retention sweeper calls this).
+ */
+MUST_CHECK int migrate_expire_add(struct store_batch *b, int64_t now);
 
 /* ---- at the destination ------------------------------------------------------ */
 

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "core/consent.h"
+#include "core/migrate.h"
 #include "core/retention.h"
 #include "core/trail.h"
 #include "store/store.h"
@@ -301,6 +302,8 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
         rc = store_batch_new(&b);
         if (!rc)
             rc = store_batch_sessions_expire(b, now);
+        if (!rc) /* and the tombstones of sessions that moved away */
+            rc = migrate_expire_add(b, now);
         if (!rc)
             rc = store_commit(data, b, false);
         if (!rc)

@@ -600,7 +600,8 @@ store_batch_free(struct store_batch *b)
             free(op->u.meta.val);
         else if (op->kind == STORE_OP_CHUNK_PUT)
             free(op->u.chunk.data);
-        else if (op->kind == STORE_OP_REC_INSERT || op->kind == STORE_OP_REC_PUT)
+        else if (op->kind == STORE_OP_REC_INSERT || op->kind == STORE_OP_REC_PUT ||
+                 op->kind == STORE_OP_RECS_EXPIRE)
             free(op->u.rec.val);
         else if (op->kind == STORE_OP_AUDIT_APPEND)
             free(op->u.audit.leaf);
@@ -962,6 +963,26 @@ int
 store_batch_sessions_expire(struct store_batch *b, int64_t now)
 {
     return batch_acct(b, STORE_OP_SESSIONS_EXPIRE, NULL, NULL, now);
+}
+
+int
+store_batch_recs_expire(struct store_batch *b, const char *kind, struct slice bound)
+{
+    uint8_t *copy;
+    if (!str_ok(kind, STORE_KIND_MAX) || bound.len == 0 || bound.len > STORE_VAL_MAX || !bound.p)
+        return ERR_INVAL;
+    if (dup_bytes(bound, &copy))
+        return ERR_NOMEM;
+    struct store_op *op = batch_push(b, STORE_OP_RECS_EXPIRE);
+    if (!op) {
+        free(copy);
+        return ERR_NOMEM;
+    }
+    memcpy(op->u.rec.kind, kind, strlen(kind) + 1);
+    op->u.rec.val = copy;
+    op->u.rec.vallen = bound.len;
+    b->v3 = true;
+    return 0;
 }
 
 int

@@ -297,6 +297,13 @@ MUST_CHECK int store_batch_erasure_done(struct store_batch *b, const char *accou
 /** Deletes every session that expires at or before now; store_batch_count() says how many. */
 MUST_CHECK int store_batch_sessions_expire(struct store_batch *b, int64_t now);
 /**
+ * Deletes every record of kind, of any account, whose value sorts before
+ * bound (bytes compared as memcmp, then a shorter value first): with values
+ * that are big-endian expiry times of one width, the records expired at
+ * bound. store_batch_count() says how many.
+ */
+MUST_CHECK int store_batch_recs_expire(struct store_batch *b, const char *kind, struct slice bound);
+/**
  * Gives the space of deleted rows back to the file system (SQLite: an
  * incremental vacuum, in a database created with auto_vacuum incremental).
  * A back-end whose engine does this by itself does nothing.

@@ -114,6 +114,7 @@ enum pg_stmt {
     PG_REC_INSERT,
     PG_REC_PUT,
     PG_REC_DELETE,
+    PG_RECS_EXPIRE,
     PG_CONSENT_PUT,
     PG_CONSENT_PURGED,
     PG_SVCKEY_DELETE,
@@ -271,6 +272,8 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
                     " ON CONFLICT (account, kind, rkey) DO UPDATE SET val = excluded.val"},
     [PG_REC_DELETE] = {"rec_delete", "ttb", NULL,
                        "DELETE FROM records WHERE account = $1 AND kind = $2 AND rkey = $3"},
+    [PG_RECS_EXPIRE] = {"recs_expire", "tb", NULL,
+                        "DELETE FROM records WHERE kind = $1 AND val < $2"},
     /* The new state and its history record, numbered 1, 2, ... per account. */
     [PG_CONSENT_PUT] =
         {"consent_put", "ttiiti", NULL,
@@ -2132,6 +2135,15 @@ pg_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         if (op->kind == STORE_OP_REC_PUT)
             return pg_write(w, PG_REC_PUT, &p, NULL);
         return pg_insert(w, PG_REC_INSERT, &p);
+    case STORE_OP_RECS_EXPIRE: {
+        int64_t changes = 0;
+        pp_text(&p, op->u.rec.kind);
+        pp_bytes(&p, op->u.rec.val, op->u.rec.vallen);
+        int rc = pg_write(w, PG_RECS_EXPIRE, &p, &changes);
+        if (!rc)
+            eff->count = (uint64_t)changes;
+        return rc;
+    }
     case STORE_OP_CONSENT_PUT:
     case STORE_OP_CONSENT_PURGED:
     case STORE_OP_SVCKEY_DELETE:

@@ -103,6 +103,7 @@ enum sq_stmt {
     SQ_REC_INSERT,
     SQ_REC_PUT,
     SQ_REC_DELETE,
+    SQ_RECS_EXPIRE,
     SQ_CONSENT_UPSERT,
     SQ_CONSENT_LOG_ADD,
     SQ_CONSENT_PURGED,
@@ -184,6 +185,7 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_REC_PUT] = "INSERT OR REPLACE INTO records (account, kind, rkey, val)"
                    " VALUES (?1, ?2, ?3, ?4)",
     [SQ_REC_DELETE] = "DELETE FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
+    [SQ_RECS_EXPIRE] = "DELETE FROM records WHERE kind = ?1 AND val < ?2",
     [SQ_CONSENT_GET] = "SELECT granted, at, policy, generation, purge_pending FROM consents"
                        " WHERE account = ?1 AND service = ?2",
     [SQ_CONSENTS] = "SELECT service, granted, at, policy, generation, purge_pending FROM consents"
@@ -2059,6 +2061,15 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
             sq_bind_blob(st, 4, op->u.rec.val, op->u.rec.vallen);
         return sq_exec_bound(w, st, "rec");
     }
+    case STORE_OP_RECS_EXPIRE:
+        if ((rc = sq_stmt(w, SQ_RECS_EXPIRE, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.rec.kind);
+        sq_bind_blob(st, 2, op->u.rec.val, op->u.rec.vallen);
+        rc = sq_exec_bound(w, st, "recs_expire");
+        if (!rc)
+            eff->count = (uint64_t)sqlite3_changes64(w->db);
+        return rc;
     case STORE_OP_CONSENT_PUT:
     case STORE_OP_CONSENT_PURGED:
     case STORE_OP_SVCKEY_DELETE:

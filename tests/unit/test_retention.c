@@ -662,6 +662,37 @@ test_sessions_deleted_when_they_expire(void **state)
     assert_int_equal(store_session_get(region_store(f->r), th, &se), ERR_NOT_FOUND);
 }
 
+/* The records a move leaves for a session (migrate.h): "movedtok" at the
+ * region it left, "intok" at the one it came to; each holds the expiry. */
+static void
+test_moved_session_records_deleted_when_they_expire(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = region_store(f->r);
+    uint8_t exp[8], th[32];
+    struct buf v;
+    buf_init(&v, 64);
+    for (int i = 0; i < 8; i++)
+        exp[i] = (uint8_t)((uint64_t)(T0 + TTL) >> (56 - 8 * i));
+    memset(th, 0x42, sizeof(th));
+    struct store_batch *b = NULL;
+    OK(store_batch_new(&b));
+    OK(store_batch_rec_put(b, "gone-account", "movedtok", SLICE(th, 32), SLICE(exp, 8)));
+    OK(store_batch_rec_put(b, "came-account", "intok", SLICE(th, 32), SLICE(exp, 8)));
+    OK(store_commit(s, b, true));
+    store_batch_free(b);
+    clock_set_fake(T0 + TTL - 1);
+    assert_int_equal(sweep(f, RETENTION_ALL).sessions, 0);
+    OK(store_rec_get(s, "gone-account", "movedtok", SLICE(th, 32), &v));
+    OK(store_rec_get(s, "came-account", "intok", SLICE(th, 32), &v));
+    clock_set_fake(T0 + TTL);
+    assert_int_equal(sweep(f, RETENTION_ALL).sessions, 2);
+    assert_int_equal(store_rec_get(s, "gone-account", "movedtok", SLICE(th, 32), &v),
+                     ERR_NOT_FOUND);
+    assert_int_equal(store_rec_get(s, "came-account", "intok", SLICE(th, 32), &v), ERR_NOT_FOUND);
+    buf_release(&v);
+}
+
 static void
 test_erase_account(void **state)
 {
@@ -899,6 +930,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_gives_space_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_session_records_deleted_when_they_expire, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_export_framing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -625,6 +625,56 @@ test_records(void **state)
     buf_release(&v);
 }
 
+/* An 8-byte big-endian time, as records that expire hold it. */
+static struct slice
+be64(uint8_t out[8], int64_t t)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)((uint64_t)t >> (56 - 8 * i));
+    return SLICE(out, 8);
+}
+
+static void
+test_records_expire(void **state)
+{
+    struct fix *f = *state;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], kind[STORE_KIND_MAX];
+    uint8_t t[8];
+    struct buf v;
+    buf_init(&v, STORE_VAL_MAX);
+    uid(a, "expa");
+    uid(b, "expb");
+    /* a kind of this run only: the store may be shared with other runs */
+    snprintf(kind, sizeof(kind), "x%ld%d", (long)getpid() % 100000,
+             atomic_fetch_add(&id_counter, 1));
+    struct store_batch *bt = NULL;
+    OK(store_batch_new(&bt));
+    OK(store_batch_rec_put(bt, a, kind, SLICE_STR("old"), be64(t, 1000)));
+    OK(store_batch_rec_put(bt, b, kind, SLICE_STR("older"), be64(t, 999)));
+    OK(store_batch_rec_put(bt, a, kind, SLICE_STR("new"), be64(t, 1u << 20)));
+    OK(store_batch_rec_put(bt, a, kind, SLICE_STR("edge"), be64(t, 2000)));
+    OK(store_batch_rec_put(bt, a, "keep", SLICE_STR("old"), be64(t, 1)));
+    OK(store_commit(f->s, bt, true));
+    store_batch_free(bt);
+    bt = NULL;
+    OK(store_batch_new(&bt));
+    OK(store_batch_recs_expire(bt, kind, be64(t, 2000)));
+    OK(store_commit(f->s, bt, true));
+    assert_int_equal(store_batch_count(bt), 2); /* before 2000, of both accounts */
+    store_batch_free(bt);
+    assert_int_equal(store_rec_get(f->s, a, kind, SLICE_STR("old"), &v), ERR_NOT_FOUND);
+    assert_int_equal(store_rec_get(f->s, b, kind, SLICE_STR("older"), &v), ERR_NOT_FOUND);
+    OK(store_rec_get(f->s, a, kind, SLICE_STR("edge"), &v));
+    OK(store_rec_get(f->s, a, kind, SLICE_STR("new"), &v));
+    OK(store_rec_get(f->s, a, "keep", SLICE_STR("old"), &v)); /* another kind */
+    /* bad arguments change nothing */
+    OK(store_batch_new(&bt));
+    assert_int_equal(store_batch_recs_expire(bt, kind, SLICE(NULL, 0)), ERR_INVAL);
+    assert_int_equal(store_batch_recs_expire(bt, "", be64(t, 5)), ERR_INVAL);
+    store_batch_free(bt);
+    buf_release(&v);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Objects and chunks                                                       */
 
@@ -1627,6 +1677,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sessions_of, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svckey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_put_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
