@@ -649,19 +649,32 @@ dup_bytes(struct slice v, uint8_t **out)
     return 0;
 }
 
+/*
+ * Appends an op of kind to b, with a malloc'd copy of bytes in *copy (NULL
+ * when empty) for the op to own; NULL if out of memory (nothing appended).
+ */
+static struct store_op *
+batch_push_copy(struct store_batch *b, enum store_op_kind kind, struct slice bytes, uint8_t **copy)
+{
+    if (dup_bytes(bytes, copy))
+        return NULL;
+    struct store_op *op = batch_push(b, kind);
+    if (!op) {
+        free(*copy);
+        *copy = NULL;
+    }
+    return op;
+}
+
 int
 store_batch_meta_put(struct store_batch *b, const char *key, struct slice val)
 {
     uint8_t *copy;
     if (!str_ok(key, STORE_META_KEY_MAX) || (val.len && !val.p))
         return ERR_INVAL;
-    if (dup_bytes(val, &copy))
+    struct store_op *op = batch_push_copy(b, STORE_OP_META_PUT, val, &copy);
+    if (!op)
         return ERR_NOMEM;
-    struct store_op *op = batch_push(b, STORE_OP_META_PUT);
-    if (!op) {
-        free(copy);
-        return ERR_NOMEM;
-    }
     memcpy(op->u.meta.key, key, strlen(key) + 1);
     op->u.meta.val = copy;
     op->u.meta.len = val.len;
@@ -728,13 +741,9 @@ batch_rec(struct store_batch *b, enum store_op_kind kind, const char *account, c
     if (!account || !rec_args_ok(account, rkind, key) || val.len > STORE_VAL_MAX ||
         (val.len && !val.p))
         return ERR_INVAL;
-    if (dup_bytes(val, &copy))
+    struct store_op *op = batch_push_copy(b, kind, val, &copy);
+    if (!op)
         return ERR_NOMEM;
-    struct store_op *op = batch_push(b, kind);
-    if (!op) {
-        free(copy);
-        return ERR_NOMEM;
-    }
     memcpy(op->u.rec.account, account, strlen(account) + 1);
     memcpy(op->u.rec.kind, rkind, strlen(rkind) + 1);
     memcpy(op->u.rec.key, key.p, key.len);
@@ -804,13 +813,9 @@ store_batch_chunk_put(struct store_batch *b, const char *account, int64_t versio
     uint8_t *copy;
     if (!str_ok(account, STORE_ID_MAX) || (data.len && !data.p))
         return ERR_INVAL;
-    if (dup_bytes(data, &copy))
+    struct store_op *op = batch_push_copy(b, STORE_OP_CHUNK_PUT, data, &copy);
+    if (!op)
         return ERR_NOMEM;
-    struct store_op *op = batch_push(b, STORE_OP_CHUNK_PUT);
-    if (!op) {
-        free(copy);
-        return ERR_NOMEM;
-    }
     memcpy(op->u.chunk.account, account, strlen(account) + 1);
     op->u.chunk.version = version;
     op->u.chunk.idx = idx;
@@ -971,13 +976,9 @@ store_batch_recs_expire(struct store_batch *b, const char *kind, struct slice bo
     uint8_t *copy;
     if (!str_ok(kind, STORE_KIND_MAX) || bound.len == 0 || bound.len > STORE_VAL_MAX || !bound.p)
         return ERR_INVAL;
-    if (dup_bytes(bound, &copy))
+    struct store_op *op = batch_push_copy(b, STORE_OP_RECS_EXPIRE, bound, &copy);
+    if (!op)
         return ERR_NOMEM;
-    struct store_op *op = batch_push(b, STORE_OP_RECS_EXPIRE);
-    if (!op) {
-        free(copy);
-        return ERR_NOMEM;
-    }
     memcpy(op->u.rec.kind, kind, strlen(kind) + 1);
     op->u.rec.val = copy;
     op->u.rec.vallen = bound.len;
@@ -998,13 +999,9 @@ store_batch_audit_append(struct store_batch *b, struct slice leaf,
     uint8_t *copy;
     if (!leaf.len || leaf.len > STORE_AUDIT_LEAF_MAX || !leaf.p)
         return ERR_INVAL;
-    if (dup_bytes(leaf, &copy))
+    struct store_op *op = batch_push_copy(b, STORE_OP_AUDIT_APPEND, leaf, &copy);
+    if (!op)
         return ERR_NOMEM;
-    struct store_op *op = batch_push(b, STORE_OP_AUDIT_APPEND);
-    if (!op) {
-        free(copy);
-        return ERR_NOMEM;
-    }
     b->v3 = true;
     op->u.audit.leaf = copy;
     op->u.audit.len = leaf.len;
