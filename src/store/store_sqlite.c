@@ -49,7 +49,7 @@
 #define SQ_WAL_IDLE_PAGES 4000        /* checkpoint when idle past this */
 #define SQ_WAL_MAX_PAGES 16384        /* checkpoint even when busy past this */
 #define SQ_WAL_TAIL_PAGES 2048        /* the writer copies at most this many itself */
-#define SQ_WAL_HARD_PAGES 65536       /* past this the writer waits for a checkpoint */
+#define SQ_WAL_HARD_PAGES 65536       /* past this the writer checkpoints between groups */
 #define SQ_WAL_LIMIT_BYTES "67108864" /* journal_size_limit: 64 MiB */
 #define SQ_POOL_IDLE_MAX 64           /* idle readers kept open */
 
