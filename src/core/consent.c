@@ -197,6 +197,9 @@ purge_service(struct region *r, const char *account, const char *service, int64_
     int rc = store_batch_new(&b);
     if (!rc)
         rc = store_batch_service_purge(b, account, service, clock_now());
+    /* the service's records go with its objects (their keys are gone too) */
+    for (const char *const *k = svc_record_kinds(service); !rc && *k; k++)
+        rc = store_batch_recs_delete(b, account, *k);
     if (!rc)
         rc = store_commit(region_store(r), b, true);
     if (!rc && purged)

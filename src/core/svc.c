@@ -17,6 +17,15 @@ const char *const svc_names[] = {"contacts", "messages",  "calllog", "settings",
                                  "photos",   "messaging", NULL};
 _Static_assert(sizeof(svc_names) / sizeof(svc_names[0]) == SVC_COUNT + 1, "SVC_COUNT");
 
+const char *const *
+svc_record_kinds(const char *service)
+{
+    static const char *const contacts[] = {SVC_REC_DAV_BOOK, SVC_REC_DAV_UID, SVC_REC_DAV_RES,
+                                           NULL};
+    static const char *const none[] = {NULL};
+    return !strcmp(service, "contacts") ? contacts : none;
+}
+
 bool
 svc_valid(const char *name)
 {

@@ -28,6 +28,18 @@ extern const char *const svc_names[];
 /** True if name is one of the services. */
 bool svc_valid(const char *name);
 
+/* The record kinds (store_rec) of the contacts service's CardDAV books. */
+#define SVC_REC_DAV_BOOK "davbook" /* an address book */
+#define SVC_REC_DAV_UID "davuid"   /* the UID index */
+#define SVC_REC_DAV_RES "davres"   /* resource name -> UID */
+
+/**
+ * The record kinds that hold a service's data besides its objects, NULL-
+ * terminated (none for most): revoking the service deletes them with the
+ * objects.
+ */
+const char *const *svc_record_kinds(const char *service);
+
 /**
  * Gives the key of (account, service) for the access asked, in key.
  * ERR_NOT_FOUND for an unknown service; ERR_CONSENT where the owner has not

@@ -21,14 +21,15 @@
 
 #include "base/util.h"
 #include "core/acct.h"
+#include "core/svc.h"
 #include "core/trail.h"
 #include "crypto/secret.h"
 #include "dav/carddav.h"
 #include "dav/vcard.h"
 
-#define KIND_BOOK "davbook"
-#define KIND_UID "davuid"
-#define KIND_RES "davres"
+#define KIND_BOOK SVC_REC_DAV_BOOK
+#define KIND_UID SVC_REC_DAV_UID
+#define KIND_RES SVC_REC_DAV_RES
 #define TOKEN_PREFIX "urn:oikos:sync:"
 #define PAGE_ROWS 256
 #define PAGE_BYTES (256 * 1024)

@@ -971,6 +971,20 @@ store_batch_sessions_expire(struct store_batch *b, int64_t now)
 }
 
 int
+store_batch_recs_delete(struct store_batch *b, const char *account, const char *kind)
+{
+    if (!account || !str_ok(account, STORE_ID_MAX) || !str_ok(kind, STORE_KIND_MAX))
+        return ERR_INVAL;
+    struct store_op *op = batch_push(b, STORE_OP_RECS_DELETE);
+    if (!op)
+        return ERR_NOMEM;
+    memcpy(op->u.rec.account, account, strlen(account) + 1);
+    memcpy(op->u.rec.kind, kind, strlen(kind) + 1);
+    b->v3 = true;
+    return 0;
+}
+
+int
 store_batch_recs_expire(struct store_batch *b, const char *kind, struct slice bound)
 {
     uint8_t *copy;

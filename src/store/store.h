@@ -296,6 +296,9 @@ MUST_CHECK int store_batch_erasure_put(struct store_batch *b, const char *accoun
 MUST_CHECK int store_batch_erasure_done(struct store_batch *b, const char *account);
 /** Deletes every session that expires at or before now; store_batch_count() says how many. */
 MUST_CHECK int store_batch_sessions_expire(struct store_batch *b, int64_t now);
+/** Deletes every record of (account, kind). */
+MUST_CHECK int store_batch_recs_delete(struct store_batch *b, const char *account,
+                                       const char *kind);
 /**
  * Deletes every record of kind, of any account, whose value sorts before
  * bound (bytes compared as memcmp, then a shorter value first): with values

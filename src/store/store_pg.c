@@ -115,6 +115,7 @@ enum pg_stmt {
     PG_REC_PUT,
     PG_REC_DELETE,
     PG_RECS_EXPIRE,
+    PG_RECS_DELETE,
     PG_CONSENT_PUT,
     PG_CONSENT_PURGED,
     PG_SVCKEY_DELETE,
@@ -274,6 +275,8 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
                        "DELETE FROM records WHERE account = $1 AND kind = $2 AND rkey = $3"},
     [PG_RECS_EXPIRE] = {"recs_expire", "tb", NULL,
                         "DELETE FROM records WHERE kind = $1 AND val < $2"},
+    [PG_RECS_DELETE] = {"recs_delete", "tt", NULL,
+                        "DELETE FROM records WHERE account = $1 AND kind = $2"},
     /* The new state and its history record, numbered 1, 2, ... per account. */
     [PG_CONSENT_PUT] =
         {"consent_put", "ttiiti", NULL,
@@ -2135,6 +2138,10 @@ pg_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         if (op->kind == STORE_OP_REC_PUT)
             return pg_write(w, PG_REC_PUT, &p, NULL);
         return pg_insert(w, PG_REC_INSERT, &p);
+    case STORE_OP_RECS_DELETE:
+        pp_text(&p, op->u.rec.account);
+        pp_text(&p, op->u.rec.kind);
+        return pg_write(w, PG_RECS_DELETE, &p, NULL);
     case STORE_OP_RECS_EXPIRE: {
         int64_t changes = 0;
         pp_text(&p, op->u.rec.kind);

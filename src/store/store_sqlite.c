@@ -104,6 +104,7 @@ enum sq_stmt {
     SQ_REC_PUT,
     SQ_REC_DELETE,
     SQ_RECS_EXPIRE,
+    SQ_RECS_DELETE,
     SQ_CONSENT_UPSERT,
     SQ_CONSENT_LOG_ADD,
     SQ_CONSENT_PURGED,
@@ -186,6 +187,7 @@ static const char *const sq_sql[SQ_NSTMT] = {
                    " VALUES (?1, ?2, ?3, ?4)",
     [SQ_REC_DELETE] = "DELETE FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
     [SQ_RECS_EXPIRE] = "DELETE FROM records WHERE kind = ?1 AND val < ?2",
+    [SQ_RECS_DELETE] = "DELETE FROM records WHERE account = ?1 AND kind = ?2",
     [SQ_CONSENT_GET] = "SELECT granted, at, policy, generation, purge_pending FROM consents"
                        " WHERE account = ?1 AND service = ?2",
     [SQ_CONSENTS] = "SELECT service, granted, at, policy, generation, purge_pending FROM consents"
@@ -2061,6 +2063,12 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
             sq_bind_blob(st, 4, op->u.rec.val, op->u.rec.vallen);
         return sq_exec_bound(w, st, "rec");
     }
+    case STORE_OP_RECS_DELETE:
+        if ((rc = sq_stmt(w, SQ_RECS_DELETE, &st)))
+            return rc;
+        sq_bind_text(st, 1, op->u.rec.account);
+        sq_bind_text(st, 2, op->u.rec.kind);
+        return sq_exec_bound(w, st, "recs_delete");
     case STORE_OP_RECS_EXPIRE:
         if ((rc = sq_stmt(w, SQ_RECS_EXPIRE, &st)))
             return rc;

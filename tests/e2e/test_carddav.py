@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from oikostest import Server, canary_hits, data_path, free_ports
+from oikostest import Server, canary_hits, data_path, free_ports, store_query
 
 PASSWORD = "correct horse battery"
 SHARED = os.environ.get("OIKOS_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
@@ -199,10 +199,22 @@ def test_consent_off_is_403_with_how_to_turn_it_on(server):
     assert items == []
     # and turning it off again stops CardDAV at once
     assert d.put("a.vcf", card("u1", "Zebulon Canary")).status == 201
+    assert d.req("MKCOL", d.home + "work/").status == 201
+    assert dav_records(server, account) > 0
     r = server.request("DELETE", "/v1/me/consents/contacts", token=token)
     assert r.status == 200
     assert d.get("a.vcf").status == 403
     assert d.sync().status == 403
+    # and nothing of the address books is kept: books, UID index
+    assert dav_records(server, account) == 0
+
+
+def dav_records(server, account):
+    """CardDAV's own records of an account in the data store."""
+    rows = store_query(os.path.join(server.data, "oikos.db"),
+                       "SELECT count(*) FROM records WHERE account = ? AND kind IN"
+                       " ('davbook', 'davuid', 'davres')", account)
+    return rows[0][0]
 
 
 def test_put_get_delete_with_preconditions(server, dav):

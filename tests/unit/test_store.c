@@ -667,8 +667,18 @@ test_records_expire(void **state)
     OK(store_rec_get(f->s, a, kind, SLICE_STR("edge"), &v));
     OK(store_rec_get(f->s, a, kind, SLICE_STR("new"), &v));
     OK(store_rec_get(f->s, a, "keep", SLICE_STR("old"), &v)); /* another kind */
+    /* every record of one account and kind */
+    OK(store_batch_new(&bt));
+    OK(store_batch_recs_delete(bt, a, kind));
+    OK(store_commit(f->s, bt, true));
+    store_batch_free(bt);
+    assert_int_equal(store_rec_get(f->s, a, kind, SLICE_STR("edge"), &v), ERR_NOT_FOUND);
+    assert_int_equal(store_rec_get(f->s, a, kind, SLICE_STR("new"), &v), ERR_NOT_FOUND);
+    OK(store_rec_get(f->s, a, "keep", SLICE_STR("old"), &v));
     /* bad arguments change nothing */
     OK(store_batch_new(&bt));
+    assert_int_equal(store_batch_recs_delete(bt, a, ""), ERR_INVAL);
+    assert_int_equal(store_batch_recs_delete(bt, NULL, kind), ERR_INVAL);
     assert_int_equal(store_batch_recs_expire(bt, kind, SLICE(NULL, 0)), ERR_INVAL);
     assert_int_equal(store_batch_recs_expire(bt, "", be64(t, 5)), ERR_INVAL);
     store_batch_free(bt);
