@@ -156,6 +156,22 @@ b64url_decode(uint8_t *out, size_t cap, size_t *outlen, const char *in, size_t i
 }
 
 void
+be64_put(uint8_t out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+uint64_t
+be64_get(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+void
 hex_encode(char *out, const uint8_t *p, size_t n)
 {
     sodium_bin2hex(out, 2 * n + 1, p, n);

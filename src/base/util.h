@@ -40,6 +40,11 @@ MUST_CHECK int b64_decode(uint8_t *out, size_t cap, size_t *outlen, const char *
 /** Decodes URL-safe base64 without padding. */
 MUST_CHECK int b64url_decode(uint8_t *out, size_t cap, size_t *outlen, const char *in,
                              size_t inlen);
+/** Writes v into out as 8 bytes, most significant first. */
+void be64_put(uint8_t out[8], uint64_t v);
+/** Reads 8 bytes, most significant first. */
+uint64_t be64_get(const uint8_t in[8]);
+
 /** Writes 2*n lowercase hex digits and a NUL into out (2*n+1 bytes). */
 void hex_encode(char *out, const uint8_t *p, size_t n);
 /** Decodes exactly `n` bytes from 2*n hex digits. ERR_INVAL otherwise. */

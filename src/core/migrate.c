@@ -137,10 +137,7 @@ token_rec(struct region *r, const char *kind, const char *token, char account[ST
     buf_init(&v, 64);
     rc = store_rec_get(region_store(r), account, kind, SLICE(th, sizeof(th)), &v);
     if (!rc && v.len == 8) {
-        uint64_t exp = 0;
-        for (size_t i = 0; i < 8; i++)
-            exp = exp << 8 | (uint8_t)v.data[i];
-        if ((int64_t)exp <= clock_now())
+        if ((int64_t)be64_get((const uint8_t *)v.data) <= clock_now())
             rc = ERR_NOT_FOUND;
     } else if (!rc) {
         rc = ERR_CORRUPT;
@@ -316,8 +313,7 @@ leaves_add(struct leaves *l, const char *service, const char *name, size_t namel
         rc = buf_add(b, h, sizeof(h));
     if (!rc && sized) { /* for the roots of arriving accounts: the size after the leaf */
         uint8_t sz[8];
-        for (int i = 0; i < 8; i++)
-            sz[i] = (uint8_t)((uint64_t)data.len >> (56 - 8 * i));
+        be64_put(sz, data.len);
         rc = buf_add(b, sz, sizeof(sz));
     }
     if (rc) {
@@ -434,11 +430,7 @@ leaves_settle(struct leaves *l, uint64_t *objects, uint64_t *bytes)
         memset(&l->v[i], 0, sizeof(l->v[i]));
     l->n = k;
     for (size_t i = 0; i < l->n; i++) {
-        const uint8_t *sz = (const uint8_t *)l->v[i].data + l->v[i].len - 8;
-        uint64_t size = 0;
-        for (int j = 0; j < 8; j++)
-            size = size << 8 | sz[j];
-        b += size;
+        b += be64_get((const uint8_t *)l->v[i].data + l->v[i].len - 8);
         n++;
         l->v[i].len -= 8; /* the leaf itself */
     }
@@ -793,8 +785,7 @@ moved_token_put(void *ctx, const struct store_session *se)
     uint8_t exp[8];
     if (se->expires <= clock_now())
         return 0;
-    for (int i = 0; i < 8; i++)
-        exp[i] = (uint8_t)((uint64_t)se->expires >> (56 - 8 * i));
+    be64_put(exp, (uint64_t)se->expires);
     return store_batch_rec_put(ctx, se->account, REC_MOVED_TOKEN,
                                SLICE(se->token_hash, STORE_HASH_LEN), SLICE(exp, sizeof(exp)));
 }
@@ -804,8 +795,7 @@ migrate_expire_add(struct store_batch *b, int64_t now)
 {
     uint8_t bound[8];
     /* both hold the expiry big-endian: those before now + 1 are over */
-    for (int i = 0; i < 8; i++)
-        bound[i] = (uint8_t)((uint64_t)(now + 1) >> (56 - 8 * i));
+    be64_put(bound, (uint64_t)(now + 1));
     int rc = store_batch_recs_expire(b, REC_MOVED_TOKEN, SLICE(bound, sizeof(bound)));
     return rc ? rc : store_batch_recs_expire(b, REC_IN_TOKEN, SLICE(bound, sizeof(bound)));
 }
@@ -962,8 +952,7 @@ in_sessions(struct store_batch *b, const json_t *m, const char *id)
         se.created = created;
         se.expires = expires;
         uint8_t exp[8];
-        for (int k = 0; k < 8; k++)
-            exp[k] = (uint8_t)((uint64_t)expires >> (56 - 8 * k));
+        be64_put(exp, (uint64_t)expires);
         int rc = store_batch_session_insert(b, &se);
         if (!rc)
             rc = store_batch_rec_put(b, id, REC_IN_TOKEN, SLICE(se.token_hash, STORE_HASH_LEN),
@@ -1293,9 +1282,7 @@ migrate_in_objects(struct region *r, const char *from, struct slice bundle,
         const uint8_t *n_end = memchr(name, 0, (size_t)(end - name));
         if (!n_end || (size_t)(end - n_end) < 9)
             break;
-        uint64_t size = 0;
-        for (int i = 1; i <= 8; i++)
-            size = size << 8 | n_end[i];
+        uint64_t size = be64_get(n_end + 1);
         const uint8_t *data = n_end + 9;
         if (size > (uint64_t)(end - data))
             break;

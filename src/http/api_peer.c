@@ -315,8 +315,7 @@ bundle_add(void *ctx, const char *service, const char *name, size_t namelen, str
 {
     struct bundle *x = ctx;
     uint8_t size[8];
-    for (int i = 0; i < 8; i++)
-        size[i] = (uint8_t)((uint64_t)data.len >> (56 - 8 * i));
+    be64_put(size, data.len);
     if (x->b.len > strlen(x->id) + 1 && x->b.len + data.len + namelen + 64 > BUNDLE_FLUSH) {
         int rc = bundle_flush(x);
         if (rc)

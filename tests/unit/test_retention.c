@@ -672,8 +672,7 @@ test_moved_session_records_deleted_when_they_expire(void **state)
     uint8_t exp[8], th[32];
     struct buf v;
     buf_init(&v, 64);
-    for (int i = 0; i < 8; i++)
-        exp[i] = (uint8_t)((uint64_t)(T0 + TTL) >> (56 - 8 * i));
+    be64_put(exp, (uint64_t)(T0 + TTL));
     memset(th, 0x42, sizeof(th));
     struct store_batch *b = NULL;
     OK(store_batch_new(&b));

@@ -629,8 +629,7 @@ test_records(void **state)
 static struct slice
 be64(uint8_t out[8], int64_t t)
 {
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)((uint64_t)t >> (56 - 8 * i));
+    be64_put(out, (uint64_t)t);
     return SLICE(out, 8);
 }
 
