@@ -656,6 +656,15 @@ frontier_ready(struct audit *a)
     return 0;
 }
 
+/* Orders owners' index rows as the index does: by tag, then leaf index. */
+static int
+owner_cmp(const void *pa, const void *pb)
+{
+    const struct store_audit_owner *a = pa, *b = pb;
+    int c = memcmp(a->tag, b->tag, STORE_HASH_LEN);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
+}
+
 /* One round: integrates at most AUDIT_ROUND_MAX leaves. *more if some are left. */
 static int
 integrate_round(struct audit *a, bool *more)
@@ -718,6 +727,12 @@ integrate_round(struct audit *a, bool *more)
 
     if ((rc = store_batch_new(&b)))
         goto out;
+    /*
+     * In the index's order, a round visits each page of the owners' index
+     * once, on its way through it; in leaf order (accounts at random) it
+     * would revisit pages the writer's cache has already spilled.
+     */
+    qsort(x.owners, x.nowners, sizeof(*x.owners), owner_cmp);
     for (size_t i = 0; !rc && i < x.n; i += STORE_AUDIT_NODES_MAX) {
         size_t k = x.n - i < STORE_AUDIT_NODES_MAX ? x.n - i : STORE_AUDIT_NODES_MAX;
         rc = store_batch_audit_nodes(b, x.nodes + i, k);

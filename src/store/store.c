@@ -1077,6 +1077,22 @@ store_batch_audit_index(const struct store_batch *b)
 /* ------------------------------------------------------------------------ */
 /* Committing: the caller's side                                            */
 
+/*
+ * Whether the writer should run a group now (s->lock held). Durable batches
+ * queued while a sync runs would wait for the next sync wherever they are
+ * committed, so the writer leaves them queued until this sync ends, then
+ * commits them all in one transaction just before the next sync (the syncer
+ * waits for that group): one commit per sync, not one per batch that
+ * happened to be alone in the queue, and a fraction of the WAL writes and
+ * locking. Batches that are not durable, a full group, or closing are
+ * committed at once.
+ */
+static bool
+writer_may_take(const struct store *s)
+{
+    return s->head && (!s->syncing || s->queued_eager || s->queued >= STORE_GROUP_MAX || s->closing);
+}
+
 int
 store_commit(struct store *s, struct store_batch *b, bool durable)
 {
@@ -1099,7 +1115,11 @@ store_commit(struct store *s, struct store_batch *b, bool durable)
     b->next = NULL;
     *s->tailp = b;
     s->tailp = &b->next;
-    pthread_cond_signal(&s->wake);
+    s->queued++;
+    if (!durable)
+        s->queued_eager++;
+    if (writer_may_take(s))
+        pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     while (sem_wait(&b->done))
         BUG_ON(errno != EINTR);
@@ -1240,12 +1260,16 @@ group_take(struct store *s, bool *durable)
     struct store_batch *g = s->head, *last = g;
     bool any_durable = g->durable;
     size_t n = 1, nobj = g->nobj;
+    size_t eager = !g->durable;
     while (last->next && n < STORE_GROUP_MAX) {
         last = last->next;
         n++;
         nobj += last->nobj;
         any_durable |= last->durable;
+        eager += !last->durable;
     }
+    s->queued -= n;
+    s->queued_eager -= eager;
     s->head = last->next;
     if (!s->head)
         s->tailp = &s->head;
@@ -1276,6 +1300,18 @@ batches_wake(struct store_batch *b)
     }
 }
 
+/* Runs ops->maintain outside s->lock (held on entry and on return). */
+static void
+writer_maintain(struct store *s, bool idle)
+{
+    s->maintaining = true;
+    pthread_cond_signal(&s->sync_wake); /* the syncer need not wait for it */
+    pthread_mutex_unlock(&s->lock);
+    s->ops->maintain(s, idle);
+    pthread_mutex_lock(&s->lock);
+    s->maintaining = false;
+}
+
 static void *
 store_writer(void *arg)
 {
@@ -1289,28 +1325,32 @@ store_writer(void *arg)
                 break;
             if (!idle_done && ops->maintain) {
                 idle_done = true;
-                pthread_mutex_unlock(&s->lock);
-                ops->maintain(s, true);
-                pthread_mutex_lock(&s->lock);
+                writer_maintain(s, true);
                 continue;
             }
             pthread_cond_wait(&s->wake, &s->lock);
             continue;
         }
+        if (!writer_may_take(s)) {
+            pthread_cond_wait(&s->wake, &s->lock); /* until the sync ends */
+            continue;
+        }
         idle_done = false;
         bool durable;
         struct store_batch *g = group_take(s, &durable);
+        s->committing = true;
         pthread_mutex_unlock(&s->lock);
 
         group_run(s, g, durable);
 
         pthread_mutex_lock(&s->lock);
+        s->committing = false;
+        s->groups++;
         s->committed_seq = s->last_seq;
         s->audit_committed = s->audit_next;
         if (durable)
             s->durable_seq = s->last_seq;
         struct store_batch *wake = NULL, **wakep = &wake;
-        bool to_sync = false;
         for (struct store_batch *b = g, *next; b; b = next) {
             next = b->next;
             b->next = NULL;
@@ -1320,28 +1360,34 @@ store_writer(void *arg)
                 if (b->durable && !durable) {
                     *s->sync_tailp = b;
                     s->sync_tailp = &b->next;
-                    to_sync = true;
                     continue;
                 }
             }
             *wakep = b;
             wakep = &b->next;
         }
-        if (to_sync)
-            pthread_cond_signal(&s->sync_wake);
+        /* the syncer may be waiting for this group, to_sync or not */
+        pthread_cond_signal(&s->sync_wake);
         pthread_mutex_unlock(&s->lock);
         batches_wake(wake);
         pthread_mutex_lock(&s->lock);
-        if (ops->maintain) {
-            pthread_mutex_unlock(&s->lock);
-            ops->maintain(s, false);
-            pthread_mutex_lock(&s->lock);
-        }
+        if (ops->maintain)
+            writer_maintain(s, false);
     }
     s->writer_done = true;
     pthread_cond_signal(&s->sync_wake);
     pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+/*
+ * Whether the writer is running a group or is about to (s->lock held); not
+ * while it copies the WAL back (ops->maintain), which may take a while.
+ */
+static bool
+writer_coming(const struct store *s)
+{
+    return !s->writer_done && (s->committing || (s->head && !s->maintaining));
 }
 
 /*
@@ -1362,10 +1408,19 @@ store_syncer(void *arg)
             pthread_cond_wait(&s->sync_wake, &s->lock);
             continue;
         }
+        /*
+         * Batches queued during the last sync are being committed, or are
+         * about to be (writer_may_take): wait for that one group, so that
+         * they share this sync instead of waiting for the next one.
+         */
+        const uint64_t groups = s->groups;
+        while (s->groups == groups && writer_coming(s))
+            pthread_cond_wait(&s->sync_wake, &s->lock);
         struct store_batch *list = s->sync_head;
         int64_t upto = s->committed_seq;
         s->sync_head = NULL;
         s->sync_tailp = &s->sync_head;
+        s->syncing = true;
         pthread_mutex_unlock(&s->lock);
 
         int rc = s->ops->sync(s);
@@ -1382,6 +1437,10 @@ store_syncer(void *arg)
         pthread_mutex_unlock(&s->lock);
         batches_wake(list);
         pthread_mutex_lock(&s->lock);
+        /* the callers just woken queue their next batches meanwhile */
+        s->syncing = false;
+        if (s->head)
+            pthread_cond_signal(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;

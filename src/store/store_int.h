@@ -328,6 +328,8 @@ struct store {
     pthread_cond_t wake;        /* signalled when a batch is queued or on close */
     struct store_batch *head;   /* queue, oldest first */
     struct store_batch **tailp; /* where the next batch is linked */
+    size_t queued;              /* batches in the queue */
+    size_t queued_eager;        /* of which not durable: their callers wait for the commit only */
     bool closing;
     bool writer_started;
     pthread_t writer;
@@ -335,6 +337,10 @@ struct store {
     struct store_batch *sync_head; /* committed durable batches awaiting a sync */
     struct store_batch **sync_tailp;
     bool writer_done; /* the writer has exited: the syncer may too */
+    bool syncing;     /* the syncer is in ops->sync or waking its callers */
+    bool committing;  /* the writer is running a group */
+    bool maintaining; /* the writer is in ops->maintain */
+    uint64_t groups;  /* groups the writer has run */
     bool syncer_started;
     pthread_t syncer;
     int failed;               /* a sync failed: the disk is in doubt, refuse commits */
