@@ -42,6 +42,7 @@
 #define AUDIT_LEAF_MAX 1024      /* bytes of one entry */
 #define AUDIT_CACHE_SLOTS 262144 /* nodes kept in memory (12 MiB; a node never changes) */
 #define AUDIT_CACHE_STRIPES 64
+#define AUDIT_CACHE_WAYS 8 /* slots of a set (a power of 2 dividing AUDIT_CACHE_SLOTS) */
 #define AUDIT_PLAN_MAX 256 /* distinct nodes one proof may read */
 #define AUDIT_IDLE_WAKE_S 1
 /*
@@ -279,25 +280,35 @@ audit_record(struct audit *a, const struct audit_event *ev, bool durable)
 /* ------------------------------------------------------------------------ */
 /* Reading nodes                                                            */
 
+/*
+ * The cache is set-associative: a node may sit in any of the AUDIT_CACHE_WAYS
+ * slots of its set, so that nodes whose hashes collide do not keep evicting
+ * each other. A full set gives up its lowest node (level 0 first): a node of
+ * level k serves every proof of 2^k leaves, a leaf's hash only its neighbour's.
+ */
 static struct cache_slot *
-cache_slot_of(struct audit *a, unsigned level, uint64_t index, pthread_mutex_t **mu)
+cache_set_of(struct audit *a, unsigned level, uint64_t index, pthread_mutex_t **mu)
 {
     uint64_t h = (index * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)level << 58);
     h ^= h >> 29;
-    size_t i = (size_t)(h % AUDIT_CACHE_SLOTS);
-    *mu = &a->cache_mu[i % AUDIT_CACHE_STRIPES];
-    return &a->cache[i];
+    size_t set = (size_t)(h % (AUDIT_CACHE_SLOTS / AUDIT_CACHE_WAYS));
+    *mu = &a->cache_mu[set % AUDIT_CACHE_STRIPES];
+    return &a->cache[set * AUDIT_CACHE_WAYS];
 }
 
 static bool
 cache_get(struct audit *a, unsigned level, uint64_t index, struct merkle_hash *out)
 {
     pthread_mutex_t *mu;
-    struct cache_slot *sl = cache_slot_of(a, level, index, &mu);
+    struct cache_slot *set = cache_set_of(a, level, index, &mu);
+    bool hit = false;
     pthread_mutex_lock(mu);
-    bool hit = sl->used && sl->level == level && sl->index == index;
-    if (hit)
-        *out = sl->h;
+    for (size_t w = 0; w < AUDIT_CACHE_WAYS && !hit; w++) {
+        const struct cache_slot *sl = &set[w];
+        hit = sl->used && sl->level == level && sl->index == index;
+        if (hit)
+            *out = sl->h;
+    }
     pthread_mutex_unlock(mu);
     return hit;
 }
@@ -306,12 +317,25 @@ static void
 cache_put(struct audit *a, unsigned level, uint64_t index, const struct merkle_hash *h)
 {
     pthread_mutex_t *mu;
-    struct cache_slot *sl = cache_slot_of(a, level, index, &mu);
+    struct cache_slot *set = cache_set_of(a, level, index, &mu);
+    struct cache_slot *victim = NULL;
     pthread_mutex_lock(mu);
-    sl->used = true;
-    sl->level = (uint8_t)level;
-    sl->index = index;
-    sl->h = *h;
+    /* among equals, the scan starts at a way that depends on the node */
+    for (size_t k = 0, w0 = (size_t)(index ^ level); k < AUDIT_CACHE_WAYS; k++) {
+        struct cache_slot *sl = &set[(w0 + k) % AUDIT_CACHE_WAYS];
+        if (sl->used && sl->level == level && sl->index == index) {
+            victim = NULL; /* already there: nodes never change */
+            break;
+        }
+        if (!victim || (victim->used && (!sl->used || sl->level < victim->level)))
+            victim = sl;
+    }
+    if (victim) {
+        victim->used = true;
+        victim->level = (uint8_t)level;
+        victim->index = index;
+        victim->h = *h;
+    }
     pthread_mutex_unlock(mu);
 }
 
