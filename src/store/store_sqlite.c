@@ -84,6 +84,7 @@ enum sq_stmt {
     SQ_SYNC_NORMAL,
     SQ_SYNC_FULL,
     SQ_BEGIN,
+    SQ_READ_BEGIN,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_SAVEPOINT,
@@ -148,6 +149,7 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [SQ_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_READ_BEGIN] = "BEGIN",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
     [SQ_SAVEPOINT] = "SAVEPOINT batch",
@@ -548,6 +550,12 @@ sq_reader_get(struct store_sqlite *q, struct sq_conn **out)
 static void
 sq_reader_put(struct store_sqlite *q, struct sq_conn *c)
 {
+    /* never pooled inside a transaction: its snapshot would hold the WAL back */
+    if (!sqlite3_get_autocommit(c->db) && sq_exec(c->db, "ROLLBACK")) {
+        sq_conn_close(c);
+        free(c);
+        return;
+    }
     pthread_mutex_lock(&q->pool_lock);
     if (q->pool_len < SQ_POOL_IDLE_MAX) {
         c->next = q->pool;
@@ -1569,6 +1577,9 @@ sq_audit_nodes_get(struct store *s, struct store_audit_node *nodes, size_t n)
     int rc = sq_read_begin(s, SQ_AUDIT_NODE_GET, &c, &st);
     if (rc)
         return rc;
+    /* one snapshot for all: each statement alone would be a transaction */
+    if (n > 1)
+        rc = sq_run(c, SQ_READ_BEGIN);
     for (size_t i = 0; !rc && i < n; i++) {
         sqlite3_bind_int64(st, 1, sq_node_id(nodes[i].level, nodes[i].index));
         rc = sq_step_one(c, st, "audit_node_get");
@@ -1582,6 +1593,8 @@ sq_audit_nodes_get(struct store *s, struct store_audit_node *nodes, size_t n)
         }
         sqlite3_reset(st);
     }
+    if (n > 1 && !sqlite3_get_autocommit(c->db) && sq_run(c, SQ_COMMIT) && !rc)
+        rc = ERR_IO;
     sq_read_end(s, c, st);
     return rc;
 }
