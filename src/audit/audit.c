@@ -42,7 +42,8 @@
 #define AUDIT_LEAF_MAX 1024      /* bytes of one entry */
 #define AUDIT_CACHE_SLOTS 262144 /* nodes kept in memory (12 MiB; a node never changes) */
 #define AUDIT_CACHE_STRIPES 64
-#define AUDIT_CACHE_WAYS 8 /* slots of a set (a power of 2 dividing AUDIT_CACHE_SLOTS) */
+#define AUDIT_CACHE_WAYS 8 /* slots of a set */
+_Static_assert(AUDIT_CACHE_SLOTS % AUDIT_CACHE_WAYS == 0, "the cache is whole sets");
 #define AUDIT_PLAN_MAX 256 /* distinct nodes one proof may read */
 #define AUDIT_IDLE_WAKE_S 1
 /*

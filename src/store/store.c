@@ -1090,7 +1090,8 @@ store_batch_audit_index(const struct store_batch *b)
 static bool
 writer_may_take(const struct store *s)
 {
-    return s->head && (!s->syncing || s->queued_eager || s->queued >= STORE_GROUP_MAX || s->closing);
+    return s->head &&
+           (!s->syncing || s->queued_eager || s->queued >= STORE_GROUP_MAX || s->closing);
 }
 
 int

@@ -1624,10 +1624,15 @@ file_size(const char *path)
 }
 
 /*
- * The WAL is copied back while commits go on, and starts over once the
- * store is idle: a second burst the size of the first reuses it rather than
- * growing it, and every object reads back.
+ * The WAL is copied back while commits go on and stays bounded however fast
+ * the disk takes the copies (the writer copies the rest itself past 65,536
+ * frames, store_sqlite.c), and starts over once the store is idle: small
+ * commits then reuse its first frames instead of growing the file. Every
+ * object reads back. How large the WAL gets within the bound depends on the
+ * disk's speed, so that is not asserted.
  */
+#define WAL_HARD_BYTES (65536L * (4096 + 24) + 32 + 256L * (4096 + 24)) /* + one group */
+
 static void
 test_sqlite_checkpoint_under_load(void **state)
 {
@@ -1639,7 +1644,6 @@ test_sqlite_checkpoint_under_load(void **state)
     snprintf(wal, sizeof(wal), "%s/store.db-wal", f->dir);
     const char *acct = "t-ckpt";
     atomic_int failures = 0;
-    long after_first = 0;
     for (int burst = 0; burst < 2; burst++) {
         pthread_t th[T];
         struct wal_writer w[T];
@@ -1650,20 +1654,23 @@ test_sqlite_checkpoint_under_load(void **state)
         for (int t = 0; t < T; t++)
             pthread_join(th[t], NULL);
         assert_int_equal(atomic_load(&failures), 0);
-        if (!burst)
-            after_first = file_size(wal);
-        /* idle: the writer and the checkpointer catch up */
-        for (int i = 0; i < 20; i++) {
+        long busy = file_size(wal);
+        /* idle: once the WAL is copied back, commits start it over */
+        long prev = busy;
+        int same = 0;
+        for (int i = 0; i < 600 && same < 20; i++) {
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
-            OK(meta_put(f->s, "tick", "x")); /* a commit, to start the WAL over */
+            OK(meta_put(f->s, "tick", "x"));
+            long now = file_size(wal);
+            same = now == prev ? same + 1 : 0;
+            prev = now;
         }
+        printf("# WAL after 100 MiB burst %d: %ld bytes, then idle: %ld\n", burst + 1, busy, prev);
+        assert_true(busy > 0);
+        assert_true(busy <= WAL_HARD_BYTES);
+        assert_true(same >= 20); /* 20 commits in a row did not grow it */
     }
-    long after_second = file_size(wal);
-    printf("# WAL after a 100 MiB burst: %ld bytes, after a second one: %ld\n", after_first,
-           after_second);
-    assert_true(after_first > 0);
-    assert_true(after_second < after_first + after_first / 2);
     for (int burst = 0; burst < 2; burst++)
         for (int t = 0; t < T; t++)
             for (int i = 0; i < N; i += 37) {
