@@ -48,10 +48,11 @@ _Static_assert(AUDIT_CACHE_SLOTS % AUDIT_CACHE_WAYS == 0, "the cache is whole se
 #define AUDIT_IDLE_WAKE_S 1
 /*
  * Under load the thread integrates at most one round per AUDIT_PACE_MS:
- * each round rewrites one page of the owners' index per account in it, and
- * larger rounds share those pages (and their WAL writes, which every durable
- * commit waits to sync). A round of fewer than AUDIT_PACE_MIN leaves is
- * light load: the next one may follow at once.
+ * appends wait while a round commits, and larger rounds share the pages
+ * they write (nodes, and the owners' index of the last epoch or two) and
+ * their WAL writes, which every durable commit waits to sync. A round of
+ * fewer than AUDIT_PACE_MIN leaves is light load: the next one may follow
+ * at once.
  */
 #define AUDIT_PACE_MS 1000
 #define AUDIT_PACE_MIN 256
@@ -753,9 +754,10 @@ integrate_round(struct audit *a, bool *more)
     if ((rc = store_batch_new(&b)))
         goto out;
     /*
-     * In the index's order, a round visits each page of the owners' index
-     * once, on its way through it; in leaf order (accounts at random) it
-     * would revisit pages the writer's cache has already spilled.
+     * By owner (the index's order within the one or two epochs a round
+     * spans, store.h), a round visits each page of the owners' index once,
+     * on its way through it; in leaf order (accounts at random) it would
+     * revisit pages the writer's cache may have spilled.
      */
     qsort(x.owners, x.nowners, sizeof(*x.owners), owner_cmp);
     for (size_t i = 0; !rc && i < x.n; i += STORE_AUDIT_NODES_MAX) {

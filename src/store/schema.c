@@ -128,6 +128,18 @@ const struct store_migration store_migrations[] = {
          " tag BLOB NOT NULL,"
          " idx BIGINT NOT NULL,"
          " PRIMARY KEY (tag, idx));"},
+    /*
+     * The owners' index in epochs of 2^16 leaves (STORE_AUDIT_EPOCH_BITS),
+     * so that integrating a round writes into the last epoch's pages only.
+     * WITHOUT ROWID: one B-tree in SQLite (PostgreSQL drops the words).
+     */
+    {40, "CREATE TABLE audit_owned ("
+         " epoch BIGINT NOT NULL,"
+         " tag BLOB NOT NULL,"
+         " idx BIGINT NOT NULL,"
+         " PRIMARY KEY (epoch, tag, idx)) WITHOUT ROWID;"
+         "INSERT INTO audit_owned (epoch, tag, idx) SELECT idx / 65536, tag, idx FROM audit_owners;"
+         "DROP TABLE audit_owners;"},
 };
 
 const size_t store_migrations_len = ARRAY_SIZE(store_migrations);

@@ -532,6 +532,29 @@ store_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb
     return s->ops->audit_leaves(s, start, end, cb, ctx);
 }
 
+/* Counts what an epoch's audit_find passes on to the caller's callback. */
+struct find_ctx {
+    store_audit_cb cb;
+    void *ctx;
+    size_t found;
+};
+
+static int
+find_one(void *ctx, uint64_t index, struct slice leaf, const uint8_t *tag)
+{
+    struct find_ctx *f = ctx;
+    f->found++;
+    return f->cb(f->ctx, index, leaf, tag);
+}
+
+/* The last epoch of the owners' index that may hold an entry; -1 if none. */
+static int64_t
+last_epoch(struct store *s)
+{
+    uint64_t size = store_audit_size(s);
+    return size ? store_audit_epoch(size - 1) : -1;
+}
+
 int
 store_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start, size_t limit,
                  store_audit_cb cb, void *ctx)
@@ -539,7 +562,15 @@ store_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t st
     BUG_ON(!cb || !tag);
     if (s->ops->version < 3)
         return ERR_UNAVAILABLE;
-    return limit ? s->ops->audit_find(s, tag, start, limit, cb, ctx) : 0;
+    struct find_ctx f = {cb, ctx, 0};
+    int rc = 0;
+    for (int64_t e = store_audit_epoch(start), last = last_epoch(s); !rc && e <= last && limit;
+         e++) {
+        f.found = 0;
+        rc = s->ops->audit_find(s, e, tag, start, limit, find_one, &f);
+        limit -= f.found;
+    }
+    return rc;
 }
 
 int
@@ -549,7 +580,13 @@ store_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *
     *n = 0;
     if (s->ops->version < 3)
         return ERR_UNAVAILABLE;
-    return s->ops->audit_count(s, tag, n);
+    int rc = 0;
+    for (int64_t e = 0, last = last_epoch(s); !rc && e <= last; e++) {
+        uint64_t k = 0;
+        rc = s->ops->audit_count(s, e, tag, &k);
+        *n += k;
+    }
+    return rc;
 }
 
 int

@@ -398,7 +398,10 @@ struct store_audit_owner {
  * Indexes n (1..STORE_AUDIT_NODES_MAX) leaves by owner tag, copied. The
  * audit module does it when it integrates them, in large batches, so that
  * an append costs one row in order rather than a write into a per-owner
- * index. ERR_EXISTS if one is indexed already.
+ * index. The index is kept by epoch of 65,536 leaves, then by owner
+ * (store_int.h): a batch of recent leaves writes only the last epoch's
+ * pages, and store_audit_find and store_audit_count ask each epoch in turn.
+ * ERR_EXISTS if one is indexed already.
  */
 MUST_CHECK int store_batch_audit_owners(struct store_batch *b, const struct store_audit_owner *v,
                                         size_t n);

@@ -42,6 +42,23 @@
  */
 #define STORE_SEQ_GAP ((int64_t)1 << 20)
 
+/*
+ * The owners' index of the audit log is kept in epochs of 2^16 leaves, keyed
+ * (epoch, tag, index): the integrator's rounds then write into the pages of
+ * the last epoch only, which the writer's cache holds, instead of all over
+ * one index of every owner (which cost a page write per entry at a million
+ * entries, AUDIT.md). A reader looks an owner up in each epoch in turn.
+ * Schema step 40 stored the existing index this way: never change it.
+ */
+#define STORE_AUDIT_EPOCH_BITS 16
+
+/* The epoch of leaf index in the owners' index. */
+static inline int64_t
+store_audit_epoch(uint64_t index)
+{
+    return (int64_t)(index >> STORE_AUDIT_EPOCH_BITS);
+}
+
 /* The meta key recording the last seq at a clean close ("" while open). */
 #define STORE_SEQ_KEY "store.seq_clean"
 
@@ -306,14 +323,16 @@ struct store_ops {
     /*
      * At open: the number of leaves stored (highest index + 1). The reads
      * have the semantics of the store.h functions of the same name (end
-     * already clipped, limit at least 1); apply must know the version 3 ops.
+     * already clipped, limit at least 1), audit_find and audit_count within
+     * one epoch of the owners' index; apply must know the version 3 ops.
      */
     int (*audit_scan)(struct store *s, uint64_t *size);
     int (*audit_leaves)(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb,
                         void *ctx);
-    int (*audit_find)(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
-                      size_t limit, store_audit_cb cb, void *ctx);
-    int (*audit_count)(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n);
+    int (*audit_find)(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN],
+                      uint64_t start, size_t limit, store_audit_cb cb, void *ctx);
+    int (*audit_count)(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN],
+                       uint64_t *n);
     int (*audit_nodes_get)(struct store *s, struct store_audit_node *nodes, size_t n);
 };
 

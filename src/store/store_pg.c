@@ -207,12 +207,13 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_AUDIT_LEAVES] = {"audit_leaves", "iii", "ibb",
                          "SELECT idx, leaf, tag FROM audit_leaves WHERE idx >= $1 AND idx < $2"
                          " ORDER BY idx LIMIT $3"},
-    [PG_AUDIT_FIND] = {"audit_find", "bii", "ibb",
-                       "SELECT l.idx, l.leaf, l.tag FROM audit_owners o"
+    [PG_AUDIT_FIND] = {"audit_find", "ibii", "ibb",
+                       "SELECT l.idx, l.leaf, l.tag FROM audit_owned o"
                        " JOIN audit_leaves l ON l.idx = o.idx"
-                       " WHERE o.tag = $1 AND o.idx >= $2 ORDER BY o.idx LIMIT $3"},
-    [PG_AUDIT_COUNT] = {"audit_count", "b", "i",
-                        "SELECT count(*) FROM audit_owners WHERE tag = $1"},
+                       " WHERE o.epoch = $1 AND o.tag = $2 AND o.idx >= $3"
+                       " ORDER BY o.idx LIMIT $4"},
+    [PG_AUDIT_COUNT] = {"audit_count", "ib", "i",
+                        "SELECT count(*) FROM audit_owned WHERE epoch = $1 AND tag = $2"},
     [PG_AUDIT_NODES_GET] = {"audit_nodes_get", "I", "ib",
                             "SELECT id, hash FROM audit_nodes WHERE id = ANY ($1)"},
 
@@ -340,9 +341,9 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_AUDIT_NODES_PUT] = {"audit_nodes_put", "IB", NULL,
                             "INSERT INTO audit_nodes (id, hash) SELECT * FROM unnest($1, $2)"
                             " ON CONFLICT DO NOTHING"},
-    [PG_AUDIT_OWNERS_PUT] = {"audit_owners_put", "BI", NULL,
-                             "INSERT INTO audit_owners (tag, idx) SELECT * FROM unnest($1, $2)"
-                             " ON CONFLICT DO NOTHING"},
+    [PG_AUDIT_OWNERS_PUT] = {"audit_owners_put", "IBI", NULL,
+                             "INSERT INTO audit_owned (epoch, tag, idx)"
+                             " SELECT * FROM unnest($1, $2, $3) ON CONFLICT DO NOTHING"},
 };
 
 /* The portable schema (schema.c) in PostgreSQL's words. */
@@ -351,6 +352,7 @@ static const struct store_sql_subst pg_subst[] = {
     {"BLOB", "BYTEA"},
     /* compare and sort bytewise, as SQLite does, whatever the database's locale */
     {"TEXT", "TEXT COLLATE \"C\""},
+    {"WITHOUT ROWID", ""}, /* SQLite's table without a rowid: PostgreSQL's are heaps */
 };
 
 struct pg_conn {
@@ -1582,8 +1584,8 @@ pg_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb
 }
 
 static int
-pg_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start, size_t limit,
-              store_audit_cb cb, void *ctx)
+pg_audit_find(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
+              size_t limit, store_audit_cb cb, void *ctx)
 {
     int rc = 0;
     while (!rc && limit > 0 && start <= INT64_MAX) {
@@ -1591,6 +1593,7 @@ pg_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start
         PGresult *r = NULL;
         int64_t last = -1;
         size_t page = limit < PG_PAGE_ROWS ? limit : PG_PAGE_ROWS;
+        pp_int(&p, epoch);
         pp_bytes(&p, tag, STORE_HASH_LEN);
         pp_int(&p, (int64_t)start);
         pp_int(&p, (int64_t)page);
@@ -1609,10 +1612,11 @@ pg_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start
 }
 
 static int
-pg_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
+pg_audit_count(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
 {
     struct pg_params p = {0};
     PGresult *r = NULL;
+    pp_int(&p, epoch);
     pp_bytes(&p, tag, STORE_HASH_LEN);
     *n = 0;
     int rc = pg_read_one(s, PG_AUDIT_COUNT, &p, &r);
@@ -1689,12 +1693,13 @@ pg_apply_audit(struct pg_conn *w, const struct store_op *op)
 {
     struct pg_params p = {0};
     PGresult *r = NULL;
-    struct buf a, b;
+    struct buf a, b, e;
     int64_t want = 1;
     enum pg_stmt id = PG_AUDIT_APPEND;
     int rc = 0;
     buf_init(&a, (size_t)64 << 20);
     buf_init(&b, (size_t)64 << 20);
+    buf_init(&e, (size_t)64 << 20);
     if (op->kind == STORE_OP_AUDIT_APPEND) {
         if (op->u.audit.index > INT64_MAX) {
             rc = ERR_LIMIT;
@@ -1726,17 +1731,22 @@ pg_apply_audit(struct pg_conn *w, const struct store_op *op)
     } else {
         id = PG_AUDIT_OWNERS_PUT;
         want = (int64_t)op->u.owners.n;
-        rc = arr_begin(&a, PG_OID_BYTEA, op->u.owners.n);
+        rc = arr_begin(&e, PG_OID_INT8, op->u.owners.n);
+        if (!rc)
+            rc = arr_begin(&a, PG_OID_BYTEA, op->u.owners.n);
         if (!rc)
             rc = arr_begin(&b, PG_OID_INT8, op->u.owners.n);
         for (size_t i = 0; !rc && i < op->u.owners.n; i++) {
             const struct store_audit_owner *o = &op->u.owners.v[i];
-            rc = o->index > INT64_MAX ? ERR_LIMIT : arr_bytes(&a, o->tag, STORE_HASH_LEN);
+            rc = o->index > INT64_MAX ? ERR_LIMIT : arr_int8(&e, store_audit_epoch(o->index));
+            if (!rc)
+                rc = arr_bytes(&a, o->tag, STORE_HASH_LEN);
             if (!rc)
                 rc = arr_int8(&b, (int64_t)o->index);
         }
         if (rc)
             goto out;
+        pp_bytes(&p, e.data, e.len);
         pp_bytes(&p, a.data, a.len);
         pp_bytes(&p, b.data, b.len);
     }
@@ -1748,6 +1758,7 @@ out:
     PQclear(r);
     buf_release(&a);
     buf_release(&b);
+    buf_release(&e);
     return rc;
 }
 

@@ -213,14 +213,14 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_ERASURES] = "SELECT account, at FROM erasures ORDER BY at, account LIMIT ?1",
     [SQ_AUDIT_LEAVES] = "SELECT idx, leaf, tag FROM audit_leaves WHERE idx >= ?1 AND idx < ?2"
                         " ORDER BY idx",
-    [SQ_AUDIT_FIND] = "SELECT l.idx, l.leaf, l.tag FROM audit_owners o"
+    [SQ_AUDIT_FIND] = "SELECT l.idx, l.leaf, l.tag FROM audit_owned o"
                       " JOIN audit_leaves l ON l.idx = o.idx"
-                      " WHERE o.tag = ?1 AND o.idx >= ?2 ORDER BY o.idx LIMIT ?3",
-    [SQ_AUDIT_COUNT] = "SELECT count(*) FROM audit_owners WHERE tag = ?1",
+                      " WHERE o.epoch = ?4 AND o.tag = ?1 AND o.idx >= ?2 ORDER BY o.idx LIMIT ?3",
+    [SQ_AUDIT_COUNT] = "SELECT count(*) FROM audit_owned WHERE epoch = ?2 AND tag = ?1",
     [SQ_AUDIT_NODE_GET] = "SELECT hash FROM audit_nodes WHERE id = ?1",
     [SQ_AUDIT_APPEND] = "INSERT INTO audit_leaves (idx, tag, leaf) VALUES (?1, ?2, ?3)",
     [SQ_AUDIT_NODE_PUT] = "INSERT INTO audit_nodes (id, hash) VALUES (?1, ?2)",
-    [SQ_AUDIT_OWNER_PUT] = "INSERT INTO audit_owners (tag, idx) VALUES (?1, ?2)",
+    [SQ_AUDIT_OWNER_PUT] = "INSERT INTO audit_owned (epoch, tag, idx) VALUES (?3, ?1, ?2)",
     [SQ_CONSENT_UPSERT] =
         "INSERT INTO consents (account, service, granted, at, policy, generation,"
         " purge_pending) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)"
@@ -1527,8 +1527,8 @@ sq_audit_leaves(struct store *s, uint64_t start, uint64_t end, store_audit_cb cb
 }
 
 static int
-sq_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start, size_t limit,
-              store_audit_cb cb, void *ctx)
+sq_audit_find(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN], uint64_t start,
+              size_t limit, store_audit_cb cb, void *ctx)
 {
     struct sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1540,13 +1540,14 @@ sq_audit_find(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t start
     sq_bind_blob(st, 1, tag, STORE_HASH_LEN);
     sqlite3_bind_int64(st, 2, (int64_t)start);
     sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    sqlite3_bind_int64(st, 4, epoch);
     rc = sq_audit_rows(c, st, cb, ctx);
     sq_read_end(s, c, st);
     return rc;
 }
 
 static int
-sq_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
+sq_audit_count(struct store *s, int64_t epoch, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
 {
     struct sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1554,6 +1555,7 @@ sq_audit_count(struct store *s, const uint8_t tag[STORE_HASH_LEN], uint64_t *n)
     if (rc)
         return rc;
     sq_bind_blob(st, 1, tag, STORE_HASH_LEN);
+    sqlite3_bind_int64(st, 2, epoch);
     rc = sq_step_one(c, st, "audit_count");
     if (rc == 1) {
         *n = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1626,6 +1628,7 @@ sq_apply_audit(struct sq_conn *w, const struct store_op *op)
                 return ERR_LIMIT;
             sq_bind_blob(st, 1, o->tag, STORE_HASH_LEN);
             sqlite3_bind_int64(st, 2, (int64_t)o->index);
+            sqlite3_bind_int64(st, 3, store_audit_epoch(o->index));
             if ((rc = sq_exec_bound(w, st, "audit_owner_put")))
                 return rc;
         }

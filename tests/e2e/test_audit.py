@@ -402,7 +402,7 @@ def test_consistency_old_head_new_head_and_rewritten_history(region, tmp_path):
     db = sqlite3.connect(db_path(s))
     db.execute("DELETE FROM audit_leaves WHERE idx >= ?", (old["tree_size"] - 2,))
     db.execute("DELETE FROM audit_nodes")
-    db.execute("DELETE FROM audit_owners")
+    db.execute("DELETE FROM audit_owned")
     db.execute("DELETE FROM meta WHERE k = 'audit.head'")
     db.commit()
     db.close()

@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "base/buf.h"
 #include "store/store.h"
+#include "store/store_int.h" /* STORE_AUDIT_EPOCH_BITS */
 
 #define OK(expr) assert_int_equal((expr), 0)
 
@@ -301,6 +303,177 @@ test_owners_index(void **state)
     free(idx);
 }
 
+/* Appends unowned leaves until the log holds size of them. */
+static void
+fill_to(struct store *s, uint64_t size)
+{
+    while (store_audit_size(s) < size) {
+        uint64_t n = size - store_audit_size(s);
+        OK(append_n(s, "fill", n > 8192 ? 8192 : (int)n, NULL, NULL));
+    }
+}
+
+/*
+ * The owners' index is kept in epochs of 2^STORE_AUDIT_EPOCH_BITS leaves:
+ * an owner's leaves on both sides of an epoch's end, and in a later epoch,
+ * are all found, counted and paged through in order.
+ */
+static void
+test_owners_index_epochs(void **state)
+{
+    struct fix *f = *state;
+    const uint64_t epoch = (uint64_t)1 << STORE_AUDIT_EPOCH_BITS;
+    uint8_t mine[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    randombytes_buf(mine, sizeof(mine));
+    randombytes_buf(other, sizeof(other));
+    struct store_audit_owner own[4];
+    int64_t at[4];
+    OK(append_n(f->s, "mine0", 1, mine, &at[0]));
+    uint64_t next = (store_audit_size(f->s) / epoch + 1) * epoch; /* the next epoch's first */
+    fill_to(f->s, next - 1);
+    OK(append_n(f->s, "mine1", 1, mine, &at[1])); /* the epoch's last leaf */
+    OK(append_n(f->s, "mine2", 1, mine, &at[2])); /* the next one's first */
+    fill_to(f->s, next + epoch + 5);
+    OK(append_n(f->s, "mine3", 1, mine, &at[3])); /* two epochs on */
+    assert_int_equal(at[1], next - 1);
+    assert_int_equal(at[2], next);
+    for (int i = 0; i < 4; i++) {
+        memcpy(own[i].tag, mine, STORE_HASH_LEN);
+        own[i].index = (uint64_t)at[i];
+    }
+    struct store_batch *b = NULL;
+    OK(store_batch_new(&b));
+    OK(store_batch_audit_owners(b, own, 4));
+    OK(store_commit(f->s, b, true));
+    store_batch_free(b);
+
+    uint64_t n = 0;
+    OK(store_audit_count(f->s, mine, &n));
+    assert_int_equal(n, 4);
+    OK(store_audit_count(f->s, other, &n));
+    assert_int_equal(n, 0);
+    struct seen x = {0};
+    OK(store_audit_find(f->s, mine, 0, SIZE_MAX, collect, &x));
+    assert_int_equal(x.n, 4);
+    for (int i = 0; i < 4; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "mine%d-0", i);
+        assert_int_equal(x.v[i].index, at[i]);
+        assert_string_equal(x.v[i].text, want);
+    }
+    /* pages that end at, start at and cross an epoch's end */
+    x.n = 0;
+    OK(store_audit_find(f->s, mine, (uint64_t)at[0] + 1, 1, collect, &x));
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.v[0].index, at[1]);
+    x.n = 0;
+    OK(store_audit_find(f->s, mine, (uint64_t)at[2], 1, collect, &x));
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.v[0].index, at[2]);
+    x.n = 0;
+    OK(store_audit_find(f->s, mine, (uint64_t)at[1], 3, collect, &x));
+    assert_int_equal(x.n, 3);
+    assert_int_equal(x.v[0].index, at[1]);
+    assert_int_equal(x.v[2].index, at[3]);
+    x.n = 0;
+    OK(store_audit_find(f->s, mine, (uint64_t)at[3] + 1, 10, collect, &x));
+    assert_int_equal(x.n, 0);
+    free(x.v);
+}
+
+/*
+ * A store written before the owners' index was kept in epochs (schema
+ * version 30) is brought up to date at open, every entry kept: the store is
+ * built here step by step as that version left it.
+ */
+static void
+test_owners_index_migrated(void **state)
+{
+    struct fix *f = *state;
+    if (!f->own_dir)
+        skip(); /* SQLite's file, written directly */
+    store_close(f->s);
+    f->s = NULL;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY"
+                                  " KEY, applied BIGINT NOT NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < store_migrations_len && store_migrations[i].version <= 30; i++) {
+        char sql[64];
+        assert_int_equal(sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d, 0)",
+                 store_migrations[i].version);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    /* an owner's leaves in three epochs, another's in one */
+    const int64_t mine[] = {3, 65535, 65536, 200000}, theirs = 7;
+    sqlite3_stmt *leaf = NULL, *owner = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "INSERT INTO audit_leaves VALUES (?1, ?2, ?3)", -1, &leaf, NULL),
+        SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "INSERT INTO audit_owners VALUES (?1, ?2)", -1, &owner, NULL),
+        SQLITE_OK);
+    for (size_t i = 0; i <= ARRAY_SIZE(mine); i++) {
+        int64_t at = i < ARRAY_SIZE(mine) ? mine[i] : theirs;
+        char text[32];
+        snprintf(text, sizeof(text), "old-%" PRId64, at);
+        uint8_t tag[STORE_HASH_LEN];
+        memset(tag, i < ARRAY_SIZE(mine) ? 'm' : 't', sizeof(tag));
+        sqlite3_bind_int64(leaf, 1, at);
+        sqlite3_bind_blob(leaf, 2, tag, sizeof(tag), SQLITE_TRANSIENT);
+        sqlite3_bind_text(leaf, 3, text, -1, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(leaf), SQLITE_DONE);
+        sqlite3_reset(leaf);
+        sqlite3_bind_blob(owner, 1, tag, sizeof(tag), SQLITE_TRANSIENT);
+        sqlite3_bind_int64(owner, 2, at);
+        assert_int_equal(sqlite3_step(owner), SQLITE_DONE);
+        sqlite3_reset(owner);
+    }
+    sqlite3_finalize(leaf);
+    sqlite3_finalize(owner);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    char url[PATH_MAX + 32];
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    OK(store_open(&f->s, url));
+    uint8_t tag[STORE_HASH_LEN];
+    memset(tag, 'm', sizeof(tag));
+    uint64_t n = 0;
+    OK(store_audit_count(f->s, tag, &n));
+    assert_int_equal(n, ARRAY_SIZE(mine));
+    struct seen x = {0};
+    OK(store_audit_find(f->s, tag, 4, SIZE_MAX, collect, &x));
+    assert_int_equal(x.n, ARRAY_SIZE(mine) - 1);
+    for (size_t i = 0; i < x.n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "old-%" PRId64, mine[i + 1]);
+        assert_int_equal(x.v[i].index, mine[i + 1]);
+        assert_string_equal(x.v[i].text, want);
+    }
+    memset(tag, 't', sizeof(tag));
+    OK(store_audit_count(f->s, tag, &n));
+    assert_int_equal(n, 1);
+    /* and it goes on: a new entry of the index lands in its epoch */
+    struct store_audit_owner own = {.index = 200000};
+    memset(own.tag, 'n', sizeof(own.tag));
+    struct store_batch *b = NULL;
+    OK(store_batch_new(&b));
+    OK(store_batch_audit_owners(b, &own, 1));
+    OK(store_commit(f->s, b, true));
+    store_batch_free(b);
+    x.n = 0;
+    OK(store_audit_find(f->s, own.tag, 0, 10, collect, &x));
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.v[0].index, 200000);
+    free(x.v);
+}
+
 static void
 test_nodes(void **state)
 {
@@ -451,6 +624,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owners_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owners_index_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owners_index_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),

@@ -131,7 +131,12 @@ test_backend_and_schema(void **state)
     assert_string_equal(store_backend(f->s), "postgresql");
     assert_string_equal(admin_query(f, "SELECT string_agg(version::text, ',' ORDER BY version)"
                                        " FROM schema_version"),
-                        "1,10,20,30");
+                        "1,10,20,30,40");
+    /* the owners' index moved to its epochs (step 40) */
+    assert_string_equal(admin_query(f, "SELECT string_agg(table_name, ',' ORDER BY table_name)"
+                                       " FROM information_schema.tables"
+                                       " WHERE table_name LIKE 'audit_own%'"),
+                        "audit_owned");
     /* Bytes as bytea, and the collation that sorts as SQLite does. */
     assert_string_equal(admin_query(f, "SELECT data_type FROM information_schema.columns"
                                        " WHERE table_name = 'chunks' AND column_name = 'data'"),
