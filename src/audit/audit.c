@@ -682,7 +682,7 @@ frontier_ready(struct audit *a)
     return 0;
 }
 
-/* Orders owners' index rows as the index does: by tag, then leaf index. */
+/* Orders owners' index rows by tag, then leaf index: the index's order within an epoch. */
 static int
 owner_cmp(const void *pa, const void *pb)
 {
