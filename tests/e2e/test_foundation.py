@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from oikostest import Server, canary_hits, data_path
+from oikostest import PG_DIR, PG_ONLY_SQLITE, Server, canary_hits, data_path
 
 
 def test_new_region_starts_sealed_and_uninitialised(tmp_path):
@@ -192,7 +192,8 @@ def test_names_and_sizes_round_trip(tmp_path):
         tok = s.login(s.signup())
         s.consent(tok, "photos")
         rnd = random.Random(7)
-        for size in (0, 1, 4095, 4096, 4097, 8192, 3 * 4096 + 17, 100000):
+        # up to 16 KiB an object goes out whole, with its headers; larger, streamed
+        for size in (0, 1, 4095, 4096, 4097, 8192, 3 * 4096 + 17, 16384, 16385, 100000):
             data = bytes(rnd.getrandbits(8) for _ in range(size))
             name = "dir/ünï cödé %d ✓.bin" % size
             r = s.put(tok, "photos", name, data)
@@ -203,6 +204,40 @@ def test_names_and_sizes_round_trip(tmp_path):
         long_name = "n" * 1024
         assert s.put(tok, "photos", long_name, b"ok").status == 201
         assert s.put(tok, "photos", long_name + "n", b"no").status == 400
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.skipif(PG_DIR is not None, reason="on PostgreSQL: " + PG_ONLY_SQLITE)
+def test_swapped_chunks_are_refused(tmp_path):
+    """Two chunks of a small object swapped in the database while oikosd is
+    stopped: the GET answers 500 and none of the object's bytes."""
+    import sqlite3
+
+    s = Server(tmp_path, args=["--chunk-bytes", "4096"]).start()
+    try:
+        shares = s.init(1, 1)["shares"]
+        tok = s.login(s.signup())
+        s.consent(tok, "photos")
+        data = bytes(random.Random(3).getrandbits(8) for _ in range(3 * 4096 + 17))
+        assert s.put(tok, "photos", "four-chunks", data).status == 201
+        assert s.stop() == 0
+        db = sqlite3.connect(os.path.join(s.data, "oikos.db"))
+        (acct, ver), = db.execute("SELECT account, version FROM chunks"
+                                  " GROUP BY account, version HAVING count(*) = 4").fetchall()
+        one, two = (db.execute("SELECT data FROM chunks WHERE account = ? AND version = ?"
+                               " AND idx = ?", (acct, ver, i)).fetchone()[0] for i in (1, 2))
+        for i, blob in ((1, two), (2, one)):
+            db.execute("UPDATE chunks SET data = ? WHERE account = ? AND version = ? AND idx = ?",
+                       (blob, acct, ver, i))
+        db.commit()
+        db.close()
+        s.start()
+        s.unseal(shares)
+        got = s.get(tok, "photos", "four-chunks")
+        assert got.status == 500, got.status
+        assert got.json()["error"]
+        assert data[:4096] not in got.body
     finally:
         assert s.stop() == 0
 
