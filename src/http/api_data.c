@@ -111,23 +111,24 @@ static struct MHD_Response *
 whole_response(struct obj_get *g, size_t size, int *rc)
 {
     struct whole *w = malloc(sizeof(*w) + size);
-    *rc = ERR_NOMEM;
-    if (!w)
+    if (!w) {
+        *rc = ERR_NOMEM;
         return NULL;
+    }
     w->len = size;
     size_t got = 0, n = 1;
-    *rc = 0;
-    while (!*rc && n && got < size) {
-        *rc = obj_get_read(g, w->data + got, size - got, &n);
+    int r = 0;
+    while (!r && n && got < size) {
+        r = obj_get_read(g, w->data + got, size - got, &n);
         got += n;
     }
-    if (!*rc && got != size) /* the store holds fewer bytes than the object says */
-        *rc = ERR_CORRUPT;
+    if (!r && got != size) /* the store holds fewer bytes than the object says */
+        r = ERR_CORRUPT;
     struct MHD_Response *resp =
-        *rc ? NULL
-            : MHD_create_response_from_buffer_with_free_callback_cls(size, w->data, whole_free, w);
+        r ? NULL
+          : MHD_create_response_from_buffer_with_free_callback_cls(size, w->data, whole_free, w);
     if (!resp) {
-        *rc = *rc ? *rc : ERR_NOMEM;
+        *rc = r ? r : ERR_NOMEM;
         whole_free(w);
     }
     return resp;
