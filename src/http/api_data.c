@@ -15,7 +15,6 @@
 
 #define FEED_MAX 1000
 #define GET_BLOCK (256 * 1024)
-#define GET_WHOLE (16 * 1024) /* objects up to this size are sent with their headers */
 
 static int
 data_error(struct req *q, int rc)
@@ -102,11 +101,7 @@ whole_free(void *cls)
     free(w);
 }
 
-/*
- * A response of the whole of a small object: libmicrohttpd sends a body
- * from a buffer in one write with the headers, where a body read through a
- * callback costs a second write (and a second TCP segment) per GET.
- */
+/* The whole of a small object in one buffer response; *rc says why not. */
 static struct MHD_Response *
 whole_response(struct obj_get *g, size_t size, int *rc)
 {
@@ -134,6 +129,24 @@ whole_response(struct obj_get *g, size_t size, int *rc)
     return resp;
 }
 
+struct MHD_Response *
+http_object_response(struct obj_get *g, uint64_t size, size_t block, int *rc)
+{
+    struct MHD_Response *resp;
+    if (size <= HTTP_OBJECT_WHOLE) {
+        resp = whole_response(g, (size_t)size, rc);
+        obj_get_free(g);
+        return resp;
+    }
+    resp = MHD_create_response_from_callback(size, size < block ? (size_t)size : block, get_reader,
+                                             g, get_free);
+    if (!resp) {
+        obj_get_free(g);
+        *rc = ERR_NOMEM;
+    }
+    return resp;
+}
+
 int
 api_data_get(struct req *q)
 {
@@ -143,20 +156,9 @@ api_data_get(struct req *q)
     int rc = obj_get_open(&g, q->region, q->account, q->service, q->name, q->namelen, &info);
     if (rc)
         return data_error(q, rc);
-    struct MHD_Response *resp;
-    if (info.size <= GET_WHOLE) {
-        resp = whole_response(g, (size_t)info.size, &rc);
-        obj_get_free(g);
-        if (!resp)
-            return data_error(q, rc);
-    } else {
-        resp = MHD_create_response_from_callback(info.size, http_block_size(info.size, GET_BLOCK),
-                                                 get_reader, g, get_free);
-        if (!resp) {
-            obj_get_free(g);
-            return ERR_NOMEM;
-        }
-    }
+    struct MHD_Response *resp = http_object_response(g, info.size, GET_BLOCK, &rc);
+    if (!resp)
+        return data_error(q, rc);
     snprintf(etag, sizeof(etag), "\"%s\"", info.etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");

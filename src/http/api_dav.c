@@ -303,25 +303,6 @@ send_ms(struct req *q, struct carddav *c, struct carddav_ms *ms)
     return 0;
 }
 
-static ssize_t
-card_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-    size_t n = 0;
-    (void)pos;
-    int rc = obj_get_read(cls, (uint8_t *)out, max, &n);
-    if (rc) {
-        log_err("event=object_read_failed err=\"%s\"", err_str(rc));
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-static void
-card_free(void *cls)
-{
-    obj_get_free(cls);
-}
-
 /* Methods --------------------------------------------------------------------- */
 
 static int
@@ -357,12 +338,9 @@ dav_get(struct req *q, struct carddav *c, const struct carddav_path *p)
         return http_fail(q, rc, "no such vCard");
     if (rc)
         return rc;
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        info.size, http_block_size(info.size, GET_BLOCK), card_read, g, card_free);
-    if (!resp) {
-        obj_get_free(g);
-        return ERR_NOMEM;
-    }
+    struct MHD_Response *resp = http_object_response(g, info.size, GET_BLOCK, &rc);
+    if (!resp)
+        return rc;
     snprintf(etag, sizeof(etag), "\"%s\"", info.etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, VCARD_TYPE);

@@ -94,15 +94,18 @@ unsigned http_status_of(int err);
 const char *http_header(struct req *q, const char *name);
 /** A query argument, or NULL. */
 const char *http_query(struct req *q, const char *name);
+/** Objects up to this size are sent whole (http_object_response). */
+#define HTTP_OBJECT_WHOLE (16 * 1024)
 /**
- * The block size of a content-reader response of size bytes: libmicrohttpd
- * allocates and clears a block per response, so a small body gets a small one.
+ * The response carrying an opened object of size bytes; takes g (freed
+ * here, or by the response). Up to HTTP_OBJECT_WHOLE bytes the object is
+ * read and opened whole first and sent from a buffer (wiped afterwards) in
+ * one write with the headers, so a bad chunk fails the request (*rc,
+ * ERR_CORRUPT) rather than cutting a body short; a larger one is streamed
+ * in blocks of at most block bytes (libmicrohttpd allocates and clears a
+ * block per response). NULL with *rc set on failure.
  */
-static inline size_t
-http_block_size(uint64_t size, size_t max)
-{
-    return size == 0 ? 1 : size < max ? (size_t)size : max;
-}
+struct MHD_Response *http_object_response(struct obj_get *g, uint64_t size, size_t block, int *rc);
 
 /** Sets a specific error message and returns err (for `return http_fail(...)`). */
 int http_fail(struct req *q, int err, const char *msg);
