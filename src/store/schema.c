@@ -140,6 +140,12 @@ const struct store_migration store_migrations[] = {
          " PRIMARY KEY (epoch, tag, idx)) WITHOUT ROWID;"
          "INSERT INTO audit_owned (epoch, tag, idx) SELECT idx / 65536, tag, idx FROM audit_owners;"
          "DROP TABLE audit_owners;"},
+    /*
+     * The purge queue in the order the sweeper takes it: without this index
+     * each listing of a few rows read and sorted the whole queue, which a
+     * country's accounts moving away fill with millions of rows.
+     */
+    {50, "CREATE INDEX purges_queued ON purges (queued, account, version);"},
 };
 
 const size_t store_migrations_len = ARRAY_SIZE(store_migrations);
