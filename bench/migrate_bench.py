@@ -7,7 +7,7 @@ alone (the fill is not timed), then checks at the destination that every
 account is live with its M objects.
 
     bench/migrate_bench.py BUILD_DIR [--accounts 10000] [--objects 20]
-                           [--size 2048] [--jobs 8] [--fill-threads 16]
+                           [--size 2048] [--jobs 8] [--batch N] [--fill-threads 16]
 
 Standalone: needs only BUILD_DIR/oikosd and BUILD_DIR/oikos (a Release
 build) and python3. Uses cheap password hashing (as the tests do).
@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--objects", type=int, default=20)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=0, help="accounts per request (0: the CLI's default)")
     ap.add_argument("--fill-threads", type=int, default=16)
     a = ap.parse_args()
     os.environ["OIKOSD"] = os.path.abspath(os.path.join(a.build, "oikosd"))
@@ -120,7 +121,8 @@ def main():
         t0 = time.time()
         p = subprocess.run([os.environ["OIKOS"], "migrate", "--from", sg.url, "--to",
                             servers["in"].url, "--country", "IN", "--json", "--jobs",
-                            str(a.jobs)], capture_output=True, text=True, env=env)
+                            str(a.jobs)] + (["--batch", str(a.batch)] if a.batch else []),
+                           capture_output=True, text=True, env=env)
         secs = time.time() - t0
         if p.returncode != 0:
             print(p.stdout, p.stderr)

@@ -10,9 +10,13 @@
  * Every step is idempotent on the servers, so the same command run again
  * after any crash finishes what is left.
  *
- * Workers: --jobs threads, each with its own connections, take accounts
- * from a shared index; counters and the progress line are under one mutex.
- * Exit 0 only when every selected account is verified at the destination.
+ * Workers: --jobs threads, each with its own connections, take batches of
+ * accounts (--batch, one request moves a batch: each step of the move is
+ * then one commit and one call for all of its accounts) from a shared
+ * index; an account that fails in a batch is tried again alone, where a
+ * busy one is retried as its Retry-After says. Counters and the progress
+ * line are under one mutex. Exit 0 only when every selected account is
+ * verified at the destination.
  */
 #include "base/common.h"
 
@@ -33,7 +37,7 @@ struct mig {
     char to_region[32];
     struct mig_account *v;
     size_t n, cap;
-    size_t next;
+    size_t next, batch;
     pthread_mutex_t mu;
     /* results */
     size_t done, failed;
@@ -110,12 +114,42 @@ mig_draw(struct mig *m, bool final)
     fflush(stderr);
 }
 
+/* Checks a moved account at the destination and counts it; 0 or -1 (reported). */
+static int
+mig_verify(struct mig *m, struct oc *dst, const struct mig_account *a)
+{
+    struct oc_resp r = {0};
+    struct buf path;
+    buf_init(&path, 4096);
+    if (buf_adds(&path, "/v1/migrate/accounts?account=") || oc_escape(&path, a->id))
+        cli_oom();
+    int rc = oc_call(dst, &r, "GET", path.data, NULL);
+    buf_release(&path);
+    const char *state = rc ? NULL : json_string_value(json_object_get(r.json, "state"));
+    json_t *acc = rc ? NULL : json_array_get(json_object_get(r.json, "accounts"), 0);
+    if (rc || r.status != 200 || !state || strcmp(state, "live") != 0 || !acc) {
+        pthread_mutex_lock(&m->mu);
+        if (rc || r.status != 200)
+            cli_fail(dst, rc, &r, "cannot check the account at the destination");
+        else
+            cli_error("%s: not live at the destination (%s)", a->id, state ? state : "?");
+        pthread_mutex_unlock(&m->mu);
+        oc_resp_release(&r);
+        return -1;
+    }
+    pthread_mutex_lock(&m->mu);
+    m->objects += (uint64_t)json_integer_value(json_object_get(acc, "objects"));
+    m->bytes += (uint64_t)json_integer_value(json_object_get(acc, "bytes"));
+    pthread_mutex_unlock(&m->mu);
+    oc_resp_release(&r);
+    return 0;
+}
+
 /* Moves one account and checks it at the destination; 0 or -1 (reported). */
 static int
 mig_one(struct mig *m, struct oc *src, struct oc *dst, const struct mig_account *a)
 {
     struct oc_resp r = {0};
-    struct buf path;
     int rc = -1;
     json_t *body = json_pack("{s:s,s:s}", "account", a->id, "to", m->to_region);
     if (!body)
@@ -139,29 +173,39 @@ mig_one(struct mig *m, struct oc *src, struct oc *dst, const struct mig_account 
         return -1;
     }
     oc_resp_release(&r);
-    buf_init(&path, 4096);
-    if (buf_adds(&path, "/v1/migrate/accounts?account=") || oc_escape(&path, a->id))
+    return mig_verify(m, dst, a);
+}
+
+/*
+ * Moves accounts v[0..n) in one request, then checks each at the
+ * destination; one that failed in the batch is tried alone (mig_one).
+ * Adds to *done and *failed.
+ */
+static void
+mig_batch(struct mig *m, struct oc *src, struct oc *dst, const struct mig_account *v, size_t n,
+          size_t *done, size_t *failed)
+{
+    struct oc_resp r = {0};
+    json_t *ids = json_array(), *results = NULL;
+    for (size_t i = 0; ids && i < n; i++)
+        if (json_array_append_new(ids, json_string(v[i].id)))
+            cli_oom();
+    json_t *body = ids ? json_pack("{s:o,s:s}", "accounts", ids, "to", m->to_region) : NULL;
+    if (!body)
         cli_oom();
-    rc = oc_call(dst, &r, "GET", path.data, NULL);
-    buf_release(&path);
-    const char *state = rc ? NULL : json_string_value(json_object_get(r.json, "state"));
-    json_t *acc = rc ? NULL : json_array_get(json_object_get(r.json, "accounts"), 0);
-    if (rc || r.status != 200 || !state || strcmp(state, "live") != 0 || !acc) {
-        pthread_mutex_lock(&m->mu);
-        if (rc || r.status != 200)
-            cli_fail(dst, rc, &r, "cannot check the account at the destination");
-        else
-            cli_error("%s: not live at the destination (%s)", a->id, state ? state : "?");
-        pthread_mutex_unlock(&m->mu);
-        oc_resp_release(&r);
-        return -1;
+    int rc = n > 1 ? oc_call(src, &r, "POST", "/v1/migrate/run", body) : -1;
+    json_decref(body);
+    if (!rc && r.status == 200)
+        results = json_object_get(r.json, "accounts");
+    for (size_t i = 0; i < n; i++) {
+        json_t *res = json_array_get(results, i);
+        const char *id = json_string_value(json_object_get(res, "account"));
+        bool moved = id && !strcmp(id, v[i].id) && !json_object_get(res, "error");
+        int one = moved ? mig_verify(m, dst, &v[i]) : mig_one(m, src, dst, &v[i]);
+        *done += one == 0;
+        *failed += one != 0;
     }
-    pthread_mutex_lock(&m->mu);
-    m->objects += (uint64_t)json_integer_value(json_object_get(acc, "objects"));
-    m->bytes += (uint64_t)json_integer_value(json_object_get(acc, "bytes"));
-    pthread_mutex_unlock(&m->mu);
     oc_resp_release(&r);
-    return 0;
 }
 
 static int
@@ -186,17 +230,17 @@ mig_worker(void *arg)
         return NULL;
     }
     for (;;) {
+        size_t done = 0, failed = 0;
         pthread_mutex_lock(&m->mu);
-        size_t i = m->next < m->n ? m->next++ : SIZE_MAX;
+        size_t i = m->next, k = m->n - i < m->batch ? m->n - i : m->batch;
+        m->next += k;
         pthread_mutex_unlock(&m->mu);
-        if (i == SIZE_MAX)
+        if (k == 0)
             break;
-        int rc = mig_one(m, src, dst, &m->v[i]);
+        mig_batch(m, src, dst, &m->v[i], k, &done, &failed);
         pthread_mutex_lock(&m->mu);
-        if (rc)
-            m->failed++;
-        else
-            m->done++;
+        m->done += done;
+        m->failed += failed;
         mig_draw(m, false);
         pthread_mutex_unlock(&m->mu);
     }
@@ -234,6 +278,7 @@ migrate_run(int argc, char **argv)
         {"from-token", required_argument, NULL, 'F'},
         {"to-token", required_argument, NULL, 'T'},
         {"jobs", required_argument, NULL, 'j'},
+        {"batch", required_argument, NULL, 'b'},
         {"json", no_argument, NULL, 'J'},
         {"dry-run", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
@@ -244,7 +289,7 @@ migrate_run(int argc, char **argv)
     char **ids = NULL;
     size_t nids = 0;
     bool json = false, dry = false;
-    uint64_t jobs = 8;
+    uint64_t jobs = 8, batch = 0;
     struct oc *src = NULL, *dst = NULL;
     struct oc_resp r = {0};
     char from_region[32];
@@ -278,6 +323,13 @@ migrate_run(int argc, char **argv)
             break;
         case 'j':
             rc = cli_parse_num(&cli_cmd_migrate, "--jobs", optarg, 1, 64, &jobs);
+            if (rc) {
+                free(ids);
+                return rc;
+            }
+            break;
+        case 'b':
+            rc = cli_parse_num(&cli_cmd_migrate, "--batch", optarg, 1, 64, &batch);
             if (rc) {
                 free(ids);
                 return rc;
@@ -395,6 +447,9 @@ migrate_run(int argc, char **argv)
         goto out;
     }
 
+    /* by default batches of up to 32, small enough that every job has a few */
+    m.batch = batch ? (size_t)batch : m.n / (jobs * 4);
+    m.batch = m.batch < 1 ? 1 : !batch && m.batch > 32 ? 32 : m.batch;
     pthread_mutex_init(&m.mu, NULL);
     m.bar = !json && isatty(2);
     m.start_ns = now_ns();
@@ -444,7 +499,8 @@ out:
 const struct cli_cmd cli_cmd_migrate = {
     .name = "migrate",
     .usage = "migrate --from URL --to URL (--country CC | --account ID...)\n"
-             "        [--from-token T] [--to-token T] [--jobs N] [--json] [--dry-run]",
+             "        [--from-token T] [--to-token T] [--jobs N] [--batch N] [--json]\n"
+             "        [--dry-run]",
     .summary = "move accounts from one region to another, verified, then shred the source",
     .options =
         "  --from URL        the source region\n"
@@ -453,7 +509,9 @@ const struct cli_cmd cli_cmd_migrate = {
         "  --account ID      this account (repeatable)\n"
         "  --from-token T    the source's operator token (or OIKOS_FROM_TOKEN)\n"
         "  --to-token T      the destination's operator token (or OIKOS_TO_TOKEN)\n"
-        "  --jobs N          accounts moved at once (1..64, default 8)\n"
+        "  --jobs N          batches moved at once (1..64, default 8)\n"
+        "  --batch N         accounts per batch, moved together (1..64; default: up\n"
+        "                    to 32, fewer when there are few accounts per job)\n"
         "  --json            print {\"migrated\",\"objects\",\"bytes\",\"seconds\",\"left\"}\n"
         "  --dry-run         list what would move, move nothing\n\n"
         "Exit status: 0 when every account is live at the destination, 1 if any is\n"

@@ -51,13 +51,20 @@
 
 static _Atomic long fence[FENCE_SLOTS];
 
-static unsigned
-fence_slot(const char *account)
+/* FNV-1a of an account id: where its fence counter and its lock are. */
+static uint32_t
+acct_hash(const char *account)
 {
     uint32_t h = 2166136261u;
     for (const char *p = account; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
-    return h % FENCE_SLOTS;
+    return h;
+}
+
+static unsigned
+fence_slot(const char *account)
+{
+    return acct_hash(account) % FENCE_SLOTS;
 }
 
 /* Copies a region name; ERR_CORRUPT if it does not fit. */
@@ -652,40 +659,54 @@ migrate_out_get(struct region *r, const char *id, struct migrate_out *out)
     return 0;
 }
 
+/* Adds the move record of id to b. */
 static int
-out_put(struct region *r, const char *id, const char *val)
+out_add(struct store_batch *b, const char *id, const char *val)
 {
-    struct store_batch *b = NULL;
-    int rc = store_batch_new(&b);
-    if (!rc)
-        rc = store_batch_rec_put(b, id, REC_OUT, REC_KEY, SLICE_STR(val));
-    if (!rc)
-        rc = store_commit(region_store(r), b, true);
-    store_batch_free(b);
-    return rc;
+    return store_batch_rec_put(b, id, REC_OUT, REC_KEY, SLICE_STR(val));
 }
 
 int
-migrate_freeze(struct region *r, const char *id, const char *to)
+migrate_freeze(struct region *r, const char *const *ids, size_t n, const char *to, int *rcs)
 {
+    struct store_batch *b = NULL;
     struct migrate_out st;
     char v[64];
-    int rc = migrate_out_get(r, id, &st);
-    if (rc)
-        return rc;
-    if (st.phase == MIGRATE_MOVED)
-        return 0;
-    if (st.phase != MIGRATE_NONE)
-        return strcmp(st.to, to) ? ERR_CONFLICT : 0;
+    size_t fresh = 0;
     snprintf(v, sizeof(v), "%s|frozen", to);
-    rc = out_put(r, id, v);
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rcs[i] = migrate_out_get(r, ids[i], &st);
+        if (rcs[i])
+            continue;
+        if (st.phase == MIGRATE_NONE) {
+            rc = out_add(b, ids[i], v);
+            fresh++;
+        } else if (st.phase != MIGRATE_MOVED && strcmp(st.to, to) != 0) {
+            rcs[i] = ERR_CONFLICT;
+        }
+    }
+    /* every new freeze record in one durable commit */
+    if (!rc && fresh)
+        rc = store_commit(region_store(r), b, true);
+    store_batch_free(b);
     if (rc)
         return rc;
-    log_info("event=migrate_freeze to=%s", to);
-    unsigned s = fence_slot(id);
-    for (int waited = 0; atomic_load(&fence[s]) > 0; waited++) {
-        if (waited >= FENCE_WAIT_MS)
-            return ERR_UNAVAILABLE;
+    if (fresh)
+        log_info("event=migrate_freeze to=%s accounts=%zu", to, fresh);
+    /* then the writes already under way drain; one deadline for them all */
+    for (int waited = 0;; waited++) {
+        bool busy = false;
+        for (size_t i = 0; i < n; i++)
+            busy |= !rcs[i] && atomic_load(&fence[fence_slot(ids[i])]) > 0;
+        if (!busy)
+            break;
+        if (waited >= FENCE_WAIT_MS) {
+            for (size_t i = 0; i < n; i++)
+                if (!rcs[i] && atomic_load(&fence[fence_slot(ids[i])]) > 0)
+                    rcs[i] = ERR_UNAVAILABLE;
+            break;
+        }
         usleep(1000);
     }
     return 0;
@@ -751,18 +772,29 @@ out:
 }
 
 int
-migrate_out_committed(struct region *r, const char *id, const uint8_t root[MIGRATE_ROOT_LEN])
+migrate_out_committed(struct region *r, const char *const *ids,
+                      const uint8_t (*roots)[MIGRATE_ROOT_LEN], size_t n, int *rcs)
 {
+    struct store_batch *b = NULL;
     struct migrate_out st;
     char v[160], hex[2 * MIGRATE_ROOT_LEN + 1];
-    int rc = migrate_out_get(r, id, &st);
-    if (rc)
-        return rc;
-    if (st.phase != MIGRATE_FROZEN && st.phase != MIGRATE_COMMITTED)
-        return ERR_CONFLICT;
-    hex_encode(hex, root, MIGRATE_ROOT_LEN);
-    snprintf(v, sizeof(v), "%s|committed|%s", st.to, hex);
-    return out_put(r, id, v);
+    size_t k = 0;
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rcs[i] = migrate_out_get(r, ids[i], &st);
+        if (!rcs[i] && st.phase != MIGRATE_FROZEN && st.phase != MIGRATE_COMMITTED)
+            rcs[i] = ERR_CONFLICT;
+        if (rcs[i])
+            continue;
+        hex_encode(hex, roots[i], MIGRATE_ROOT_LEN);
+        snprintf(v, sizeof(v), "%s|committed|%s", st.to, hex);
+        rc = out_add(b, ids[i], v);
+        k++;
+    }
+    if (!rc && k)
+        rc = store_commit(region_store(r), b, true);
+    store_batch_free(b);
+    return rc;
 }
 
 /*
@@ -801,45 +833,59 @@ migrate_expire_add(struct store_batch *b, int64_t now)
 }
 
 int
-migrate_shred(struct region *r, const char *id)
+migrate_shred(struct region *r, const char *const *ids, size_t n, int *rcs)
 {
-    struct migrate_out st;
+    struct migrate_out st[MIGRATE_BATCH_MAX];
     struct store_batch *kb = NULL, *db = NULL;
-    int rc = migrate_out_get(r, id, &st);
-    if (rc)
-        return rc;
-    if (st.phase == MIGRATE_MOVED)
+    const char *to = NULL;
+    size_t k = 0;
+    if (n > MIGRATE_BATCH_MAX)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = migrate_out_get(r, ids[i], &st[i]);
+        if (!rcs[i] && st[i].phase != MIGRATE_MOVED && st[i].phase != MIGRATE_COMMITTED)
+            rcs[i] = ERR_CONFLICT;
+        if (!rcs[i] && st[i].phase == MIGRATE_COMMITTED) {
+            to = st[i].to;
+            k++;
+        }
+    }
+    if (!k)
         return 0;
-    if (st.phase != MIGRATE_COMMITTED)
-        return ERR_CONFLICT;
     int64_t now = clock_now();
     /* keys first: from this commit on, no copy of the data opens */
     consent_fence_revoke_begin();
-    rc = store_batch_new(&kb);
-    if (!rc)
-        rc = store_batch_account_erase(kb, id, now);
+    int rc = store_batch_new(&kb);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (!rcs[i] && st[i].phase == MIGRATE_COMMITTED)
+            rc = store_batch_account_erase(kb, ids[i], now);
     if (!rc)
         rc = store_commit(region_keystore(r), kb, true);
     consent_fence_revoke_end();
     if (!rc)
         rc = store_batch_new(&db);
-    if (!rc)
-        rc = store_batch_account_erase(db, id, now);
-    if (!rc)
-        rc = store_batch_rec_put(db, id, REC_MOVED, REC_KEY, SLICE_STR(st.to));
-    if (!rc) /* read before the erase is applied: a token of here still finds its way */
-        rc = store_sessions_of(region_store(r), id, moved_token_put, db);
-    if (!rc)
-        rc = migrate_audit_add(r, db, AUDIT_OPERATOR, "migrate.out", id, st.root);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (rcs[i] || st[i].phase != MIGRATE_COMMITTED)
+            continue;
+        rc = store_batch_account_erase(db, ids[i], now);
+        if (!rc)
+            rc = store_batch_rec_put(db, ids[i], REC_MOVED, REC_KEY, SLICE_STR(st[i].to));
+        if (!rc) /* read before the erase is applied: a token of here still finds its way */
+            rc = store_sessions_of(region_store(r), ids[i], moved_token_put, db);
+        if (!rc)
+            rc = migrate_audit_add(r, db, AUDIT_OPERATOR, "migrate.out", ids[i], st[i].root);
+    }
     if (!rc)
         rc = audit_commit(region_audit(r), db, true);
     store_batch_free(kb);
     store_batch_free(db);
     if (rc)
         return rc;
-    acct_basic_forget(id);
+    for (size_t i = 0; i < n; i++)
+        if (!rcs[i] && st[i].phase == MIGRATE_COMMITTED)
+            acct_basic_forget(ids[i]);
     retention_kick();
-    log_info("event=migrate_out to=%s", st.to);
+    log_info("event=migrate_out to=%s accounts=%zu", to, k);
     return 0;
 }
 
@@ -848,9 +894,10 @@ migrate_shred(struct region *r, const char *id)
 /*
  * What an arriving account's requests change is done under the account's
  * lock (one of IN_LOCKS by its hash), so that a bundle sent again while the
- * first is still being stored cannot interleave with its commit.
+ * first is still being stored cannot interleave with its commit. A request
+ * for several accounts takes their locks in ascending order.
  */
-#define IN_LOCKS 256
+#define IN_LOCKS 4096
 
 static pthread_mutex_t in_locks[IN_LOCKS];
 static pthread_once_t in_locks_once = PTHREAD_ONCE_INIT;
@@ -862,14 +909,35 @@ in_locks_init(void)
         pthread_mutex_init(&in_locks[i], NULL);
 }
 
-/* Locks account id's mutex and gives it, for pthread_mutex_unlock. */
-static pthread_mutex_t *
-in_lock(const char *id)
+static int
+slot_cmp(const void *a, const void *b)
 {
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return (x > y) - (x < y);
+}
+
+/* Locks the mutexes of ids[0..n); slots (n of them) gets what in_unlock needs. */
+static size_t
+in_lock(const char *const *ids, size_t n, unsigned *slots)
+{
+    size_t k = 0;
     pthread_once(&in_locks_once, in_locks_init);
-    pthread_mutex_t *mu = &in_locks[fence_slot(id) % IN_LOCKS];
-    pthread_mutex_lock(mu);
-    return mu;
+    for (size_t i = 0; i < n; i++)
+        slots[i] = acct_hash(ids[i]) % IN_LOCKS;
+    qsort(slots, n, sizeof(*slots), slot_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || slots[i] != slots[k - 1])
+            slots[k++] = slots[i];
+    for (size_t i = 0; i < k; i++)
+        pthread_mutex_lock(&in_locks[slots[i]]);
+    return k;
+}
+
+static void
+in_unlock(const unsigned *slots, size_t k)
+{
+    while (k > 0)
+        pthread_mutex_unlock(&in_locks[slots[--k]]);
 }
 
 struct in_live {
@@ -878,7 +946,11 @@ struct in_live {
     const uint8_t *root;
 };
 
-/* The arriving record: from and phase ("keys" or "objects"). */
+/*
+ * The arriving record: from and phase: "keys" (the account row is in,
+ * its keys are not), "objects" (ready, none of its objects stored yet) or
+ * "stored" (some are: a bundle that ended inside the account committed).
+ */
 static int
 in_get(struct region *r, const char *id, char from[REGION_NAME_MAX], char phase[16])
 {
@@ -963,14 +1035,14 @@ in_sessions(struct store_batch *b, const json_t *m, const char *id)
     return 0;
 }
 
-/* The account row, under a new account key wrapped by this region's KEK. */
+/* Adds to b the account row, under a new account key wrapped by this region's KEK. */
 static int
-in_account(struct region *r, const char *from, const json_t *m, const char *id)
+in_account(struct region *r, struct store_batch *b, const char *from, const json_t *m,
+           const char *id)
 {
     const char *country = NULL, *pwhash = NULL;
     json_int_t created = 0;
     struct store_account a;
-    struct store_batch *b = NULL;
     struct key32 *key = NULL;
     struct buf wrapped;
     char aad[96];
@@ -995,41 +1067,31 @@ in_account(struct region *r, const char *from, const json_t *m, const char *id)
         goto out;
     memcpy(a.wrapped_key, wrapped.data, wrapped.len);
     a.wrapped_len = wrapped.len;
-    rc = store_batch_new(&b);
-    if (!rc)
-        rc = store_batch_account_insert(b, &a);
+    rc = store_batch_account_insert(b, &a);
     if (!rc)
         rc = in_sessions(b, m, id);
     if (!rc)
         rc = in_put(b, id, from, "keys");
-    /* not durable by itself: lost, the move begins again; the key store's
-     * durable commit that follows is what the objects depend on */
-    if (!rc)
-        rc = store_commit(region_store(r), b, false);
-    if (!rc)
-        inroot_drop(id);
 out:
-    store_batch_free(b);
     key32_free(key);
     buf_release(&wrapped);
     secret_wipe(&a, sizeof(a));
     return rc;
 }
 
-/* The consent ledger, replayed, and a new key for every service left on. */
+/* Adds to b (of the key store) the consent ledger, replayed, and a new key for every service left
+ * on. */
 static int
-in_keys(struct region *r, const json_t *m, const char *id)
+in_keys(struct region *r, struct store_batch *b, const json_t *m, const char *id)
 {
     json_t *hist = json_object_get(m, "consents");
-    struct store_batch *b = NULL;
     bool on[SVC_COUNT] = {0};
     size_t i;
     json_t *c;
     if (!json_is_array(hist))
         return ERR_INVAL;
-    int rc = store_batch_new(&b);
-    if (!rc) /* whatever an interrupted attempt left */
-        rc = store_batch_account_erase(b, id, clock_now());
+    /* whatever an interrupted attempt left */
+    int rc = store_batch_account_erase(b, id, clock_now());
     json_array_foreach(hist, i, c)
     {
         const char *service = NULL, *policy = NULL;
@@ -1064,12 +1126,6 @@ in_keys(struct region *r, const json_t *m, const char *id)
         if (!rc)
             rc = store_batch_svckey_insert(b, id, svc_names[k], SLICE(wrapped, len));
     }
-    if (!rc) {
-        consent_fence_revoke_begin();
-        rc = store_commit(region_keystore(r), b, true);
-        consent_fence_revoke_end();
-    }
-    store_batch_free(b);
     return rc;
 }
 
@@ -1094,63 +1150,130 @@ in_idents(struct region *r, const json_t *m, const char *id)
     return 0;
 }
 
+/*
+ * The accounts' ids, checked: each valid and named once. ids borrow from
+ * the manifests.
+ */
 static int
-in_begin(struct region *r, const char *from, const json_t *manifest, const char *id,
+manifest_ids(const json_t *manifests, const char **ids, size_t *n)
+{
+    size_t k = json_array_size(manifests);
+    if (!json_is_array(manifests) || k == 0 || k > MIGRATE_BATCH_MAX)
+        return ERR_INVAL;
+    for (size_t i = 0; i < k; i++) {
+        ids[i] = json_string_value(json_object_get(json_array_get(manifests, i), "account"));
+        if (!ids[i] || !acct_id_valid(ids[i]))
+            return ERR_INVAL;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(ids[i], ids[j]))
+                return ERR_INVAL;
+    }
+    *n = k;
+    return 0;
+}
+
+/*
+ * migrate_in_begin under the accounts' locks. Per account, in order, as
+ * each step's commit covers every account of the request: the account row,
+ * its sessions and "keys" (not durable: lost, the move begins again); the
+ * consent ledger and the service keys (the key store's one durable commit,
+ * which the objects depend on); the identifiers; "objects" (made durable by
+ * the objects' durable commit; lost, "keys" is redone).
+ */
+static int
+in_begin(struct region *r, const char *from, const json_t *manifests, const char **ids, size_t n,
          const char **state)
 {
-    char f[REGION_NAME_MAX], phase[16];
-    int rc = migrate_in_status(r, id, state);
-    if (rc || !strcmp(*state, "live"))
+    bool keys[MIGRATE_BATCH_MAX] = {0}, fresh[MIGRATE_BATCH_MAX] = {0};
+    struct store_batch *b = NULL;
+    size_t todo = 0;
+    int rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char f[REGION_NAME_MAX], phase[16];
+        const json_t *m = json_array_get(manifests, i);
+        rc = migrate_in_status(r, ids[i], &state[i]);
+        if (rc || !strcmp(state[i], "live"))
+            continue;
+        if (!strcmp(state[i], "none")) {
+            rc = in_account(r, b, from, m, ids[i]);
+            keys[i] = fresh[i] = true;
+        } else {
+            rc = in_get(r, ids[i], f, phase);
+            if (!rc && strcmp(f, from) != 0)
+                state[i] = "conflict";
+            else if (!rc)
+                keys[i] = !strcmp(phase, "keys");
+        }
+        if (!rc && strcmp(state[i], "conflict") != 0)
+            state[i] = "receiving";
+        todo += keys[i];
+    }
+    if (!rc) /* an empty batch commits nothing */
+        rc = store_commit(region_store(r), b, false);
+    store_batch_free(b);
+    b = NULL;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (fresh[i])
+            inroot_drop(ids[i]);
+    if (rc || !todo)
         return rc;
-    if (!strcmp(*state, "none")) {
-        rc = in_account(r, from, manifest, id);
-        if (rc)
-            return rc;
+    rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (keys[i])
+            rc = in_keys(r, b, json_array_get(manifests, i), ids[i]);
+    if (!rc) {
+        consent_fence_revoke_begin();
+        rc = store_commit(region_keystore(r), b, true);
+        consent_fence_revoke_end();
     }
-    rc = in_get(r, id, f, phase);
-    if (!rc && strcmp(f, from) != 0)
-        return ERR_CONFLICT;
-    if (!rc && !strcmp(phase, "keys")) {
-        struct store_batch *b = NULL;
-        rc = in_keys(r, manifest, id);
-        if (!rc)
-            rc = in_idents(r, manifest, id);
-        if (!rc)
-            rc = store_batch_new(&b);
-        if (!rc)
-            rc = in_put(b, id, from, "objects");
-        /* made durable by the objects' durable commit; lost, "keys" is redone */
-        if (!rc)
-            rc = store_commit(region_store(r), b, false);
-        store_batch_free(b);
-    }
+    store_batch_free(b);
+    b = NULL;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (keys[i])
+            rc = in_idents(r, json_array_get(manifests, i), ids[i]);
     if (!rc)
-        *state = "receiving";
+        rc = store_batch_new(&b);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (keys[i])
+            rc = in_put(b, ids[i], from, "objects");
+    if (!rc)
+        rc = store_commit(region_store(r), b, false);
+    store_batch_free(b);
     return rc;
 }
 
 int
-migrate_in_begin(struct region *r, const char *from, const json_t *manifest, const char **state)
+migrate_in_begin(struct region *r, const char *from, const json_t *manifests, json_t *states)
 {
-    const char *id = json_string_value(json_object_get(manifest, "account"));
-    if (!id || !acct_id_valid(id))
-        return ERR_INVAL;
-    pthread_mutex_t *mu = in_lock(id);
-    int rc = in_begin(r, from, manifest, id, state);
-    pthread_mutex_unlock(mu);
+    const char *ids[MIGRATE_BATCH_MAX], *state[MIGRATE_BATCH_MAX];
+    unsigned slots[MIGRATE_BATCH_MAX];
+    size_t n = 0;
+    int rc = manifest_ids(manifests, ids, &n);
+    if (rc)
+        return rc;
+    size_t k = in_lock(ids, n, slots);
+    rc = in_begin(r, from, manifests, ids, n, state);
+    in_unlock(slots, k);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (json_object_set_new(states, ids[i], json_string(state[i])))
+            rc = ERR_NOMEM;
     return rc;
 }
 
+/* ERR_CONFLICT unless id is arriving from `from` with its keys; *stored: some objects are in. */
 static int
-in_receiving(struct region *r, const char *from, const char *id)
+in_receiving(struct region *r, const char *from, const char *id, bool *stored)
 {
     char f[REGION_NAME_MAX], phase[16];
     int rc = in_get(r, id, f, phase);
     if (rc == ERR_NOT_FOUND)
         return ERR_CONFLICT;
-    if (!rc && (strcmp(f, from) != 0 || strcmp(phase, "objects") != 0))
+    if (rc)
+        return rc;
+    *stored = !strcmp(phase, "stored");
+    if (strcmp(f, from) != 0 || (strcmp(phase, "objects") != 0 && !*stored))
         return ERR_CONFLICT;
-    return rc;
+    return 0;
 }
 
 /* Drops everything received of an arriving account: the move starts over. */
@@ -1200,14 +1323,14 @@ in_commit(struct region *r, const char *from, const char *id, const uint8_t root
     uint8_t mine[MIGRATE_ROOT_LEN];
     const char *state = NULL;
     struct store_batch *b = NULL;
-    bool known = false;
+    bool known = false, stored = false;
     int rc = migrate_in_status(r, id, &state);
     if (rc)
         return rc;
     if (!strcmp(state, "none"))
         return ERR_CONFLICT;
     if (!strcmp(state, "receiving"))
-        rc = in_receiving(r, from, id);
+        rc = in_receiving(r, from, id, &stored);
     if (!rc && !strcmp(state, "receiving"))
         rc = inroot_root(r, id, mine, objects, bytes, &known);
     if (!rc && !known) /* not all sealed by this process: read it all back */
@@ -1239,120 +1362,218 @@ int
 migrate_in_commit(struct region *r, const char *from, const char *id,
                   const uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes)
 {
+    unsigned slot;
     if (!acct_id_valid(id))
         return ERR_INVAL;
-    pthread_mutex_t *mu = in_lock(id);
+    size_t k = in_lock(&id, 1, &slot);
     int rc = in_commit(r, from, id, root, objects, bytes);
-    pthread_mutex_unlock(mu);
+    in_unlock(&slot, k);
     return rc;
 }
 
-int
-migrate_in_objects(struct region *r, const char *from, struct slice bundle,
-                   struct migrate_in_result *res)
+/* One account's part of a bundle (migrate_in_objects). */
+struct in_section {
+    char id[STORE_ID_MAX];
+    struct slice entries;
+    const uint8_t *root; /* the source's root, if the section ends with it */
+    struct leaves got;   /* the leaves of what was sealed */
+    bool stored;         /* objects of it were stored before ("stored") */
+    bool whole;          /* the bundle holds all of it: live with this commit */
+    uint8_t mine[MIGRATE_ROOT_LEN];
+};
+
+/* Splits a bundle into its sections: id NUL, length (8 bytes, big-endian), entries. */
+static int
+in_sections(struct slice bundle, struct in_section *sec, size_t *n)
 {
     const uint8_t *p = bundle.p, *end = bundle.p + bundle.len;
-    const uint8_t *nul = memchr(p, 0, bundle.len);
-    const uint8_t *root = NULL;
-    char id[STORE_ID_MAX];
-    struct obj_import *im = NULL;
-    struct leaves got = {0};
-    uint64_t n = 0;
-    memset(res, 0, sizeof(*res));
-    if (!nul || (size_t)(nul - p) >= sizeof(id))
-        return ERR_INVAL;
-    memcpy(id, p, (size_t)(nul - p));
-    id[nul - p] = 0;
-    p = nul + 1;
-    if (!acct_id_valid(id))
-        return ERR_INVAL;
-    pthread_mutex_t *mu = in_lock(id);
-    int rc = in_receiving(r, from, id);
-    if (!rc)
-        rc = obj_import_new(&im, r, id);
-    while (!rc && p < end) {
+    size_t k = 0;
+    while (p < end) {
+        const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+        if (k == MIGRATE_BATCH_MAX || !nul || (size_t)(nul - p) >= STORE_ID_MAX ||
+            (size_t)(end - nul) < 9)
+            return ERR_INVAL;
+        memset(&sec[k], 0, sizeof(sec[k]));
+        memcpy(sec[k].id, p, (size_t)(nul - p));
+        uint64_t len = be64_get(nul + 1);
+        p = nul + 9;
+        if (!acct_id_valid(sec[k].id) || len > (uint64_t)(end - p))
+            return ERR_INVAL;
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(sec[j].id, sec[k].id))
+                return ERR_INVAL;
+        sec[k++].entries = SLICE(p, (size_t)len);
+        p += len;
+    }
+    *n = k;
+    return k ? 0 : ERR_INVAL;
+}
+
+/* Seals a section's objects into im (begun for its account) and hashes their leaves. */
+static int
+in_section_add(struct obj_import *im, struct in_section *x, uint64_t *objects)
+{
+    const uint8_t *p = x->entries.p, *end = x->entries.p + x->entries.len;
+    while (p < end) {
         char service[STORE_SERVICE_MAX];
         const uint8_t *s_end = memchr(p, 0, (size_t)(end - p));
-        rc = ERR_INVAL;
         if (!s_end || (size_t)(s_end - p) >= sizeof(service))
-            break;
+            return ERR_INVAL;
         memcpy(service, p, (size_t)(s_end - p));
         service[s_end - p] = 0;
         const uint8_t *name = s_end + 1;
         const uint8_t *n_end = memchr(name, 0, (size_t)(end - name));
         if (!n_end || (size_t)(end - n_end) < 9)
-            break;
+            return ERR_INVAL;
         uint64_t size = be64_get(n_end + 1);
         const uint8_t *data = n_end + 9;
         if (size > (uint64_t)(end - data))
-            break;
+            return ERR_INVAL;
         struct slice d = SLICE(data, (size_t)size);
         size_t namelen = (size_t)(n_end - name);
         p = data + size;
         if (!service[0]) { /* the last entry: "" "root" and the source's root */
             if (strcmp((const char *)name, "root") != 0 || size != MIGRATE_ROOT_LEN || p != end)
-                break;
-            root = data;
-            rc = 0;
-            break;
+                return ERR_INVAL;
+            x->root = data;
+            return 0;
         }
         /* the leaf is hashed from the very bytes that are sealed */
-        rc = obj_import_add(im, service, (const char *)name, namelen, d);
+        int rc = obj_import_add(im, service, (const char *)name, namelen, d);
         if (!rc)
-            rc = leaves_add(&got, service, (const char *)name, namelen, d, true);
-        if (!rc)
-            n++;
+            rc = leaves_add(&x->got, service, (const char *)name, namelen, d, true);
+        if (rc)
+            return rc;
+        (*objects)++;
     }
-    if (rc)
-        goto out;
-    res->objects = n;
-    if (root) { /* the account's last bundle: is it all of it? */
-        uint64_t so = 0, sb = 0;
-        bool all = false;
-        pthread_mutex_lock(&inroot_mu);
-        all = inroot_find(id, false) == NULL;
-        pthread_mutex_unlock(&inroot_mu);
-        if (all)
-            rc = account_usage(r, id, &so, &sb);
-        if (!rc && all && so == 0) {
-            /* it is: the objects and the account going live, one transaction,
-             * if the root of the very bytes sealed is the source's */
-            uint8_t mine[MIGRATE_ROOT_LEN];
-            rc = leaves_settle(&got, &res->total, &res->bytes);
-            if (!rc)
-                rc = leaves_root(&got, mine);
-            if (!rc && sodium_memcmp(mine, root, MIGRATE_ROOT_LEN) != 0)
-                rc = ERR_CONFLICT;
-            if (rc == ERR_CONFLICT) {
-                log_warn("event=migrate_root_mismatch from=%s action=reset", from);
-                int rrc = in_reset(r, id);
-                rc = rrc ? rrc : ERR_CONFLICT;
-                goto out;
-            }
-            struct in_live l = {r, id, mine};
-            if (!rc)
-                rc = obj_import_commit(im, in_live_ops, &l);
-            if (!rc) {
-                res->committed = true;
-                log_info("event=migrate_in from=%s objects=%" PRIu64, from, res->total);
-            }
-            goto out;
+    return 0;
+}
+
+/*
+ * A section that ends with the root and holds its whole account (nothing
+ * of it stored before): whole, with mine the root of the very bytes sealed.
+ * ERR_CONFLICT if that is not the source's root.
+ */
+static int
+in_section_settle(struct in_section *x, struct migrate_in_result *res)
+{
+    if (!x->root || x->stored)
+        return 0;
+    int rc = leaves_settle(&x->got, &res->total, &res->bytes);
+    if (!rc)
+        rc = leaves_root(&x->got, x->mine);
+    if (!rc && sodium_memcmp(x->mine, x->root, MIGRATE_ROOT_LEN) != 0)
+        rc = ERR_CONFLICT;
+    x->whole = !rc;
+    return rc;
+}
+
+struct in_live_all {
+    struct region *r;
+    const char *from;
+    struct in_section *sec;
+    size_t n;
+};
+
+/*
+ * In the objects' transaction: the whole accounts of a bundle go live, the
+ * others are marked "stored" (so that no later bundle is taken for whole).
+ */
+static int
+in_live_all_ops(void *ctx, struct store_batch *b)
+{
+    const struct in_live_all *a = ctx;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < a->n; i++) {
+        struct in_live l = {a->r, a->sec[i].id, a->sec[i].mine};
+        if (a->sec[i].whole)
+            rc = in_live_ops(&l, b);
+        else if (!a->sec[i].stored)
+            rc = in_put(b, a->sec[i].id, a->from, "stored");
+    }
+    return rc;
+}
+
+/* migrate_in_objects under the accounts' locks. */
+static int
+in_objects(struct region *r, const char *from, struct in_section *sec, size_t n,
+           struct migrate_in_result *res)
+{
+    struct obj_import *im = NULL;
+    bool reset = false;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = in_receiving(r, from, sec[i].id, &sec[i].stored);
+    if (!rc)
+        rc = obj_import_new(&im, r, sec[0].id);
+    for (size_t i = 0; !rc && i < n; i++) {
+        snprintf(res[i].id, sizeof(res[i].id), "%s", sec[i].id);
+        if (i > 0)
+            rc = obj_import_account(im, sec[i].id);
+        if (!rc)
+            rc = in_section_add(im, &sec[i], &res[i].objects);
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        int src = in_section_settle(&sec[i], &res[i]);
+        if (src == ERR_CONFLICT) { /* the move of that account starts again */
+            log_warn("event=migrate_root_mismatch from=%s action=reset", from);
+            src = in_reset(r, sec[i].id);
+            reset = true;
+        }
+        rc = src;
+    }
+    if (!rc && reset) /* nothing of the bundle is stored: it is all sent again */
+        rc = ERR_CONFLICT;
+    /* every object of the bundle, and the accounts it holds whole going live,
+     * in one durable commit */
+    struct in_live_all all = {r, from, sec, n};
+    if (!rc)
+        rc = obj_import_commit(im, in_live_all_ops, &all);
+    obj_import_free(im);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (sec[i].whole) {
+            res[i].committed = true;
+            memcpy(res[i].root, sec[i].mine, MIGRATE_ROOT_LEN);
+            log_info("event=migrate_in from=%s objects=%" PRIu64, from, res[i].total);
+            continue;
+        }
+        inroot_add(sec[i].id, &sec[i].got);
+        if (!sec[i].root)
+            continue;
+        rc = in_commit(r, from, sec[i].id, sec[i].root, &res[i].total, &res[i].bytes);
+        if (!rc) {
+            res[i].committed = true;
+            memcpy(res[i].root, sec[i].root, MIGRATE_ROOT_LEN);
         }
     }
-    /* every object of the bundle in one durable commit */
-    if (!rc)
-        rc = obj_import_commit(im, NULL, NULL);
-    if (!rc)
-        inroot_add(id, &got);
-    if (!rc && root) {
-        rc = in_commit(r, from, id, root, &res->total, &res->bytes);
-        res->committed = !rc;
+    return rc;
+}
+
+int
+migrate_in_objects(struct region *r, const char *from, struct slice bundle,
+                   struct migrate_in_result *res, size_t *nres)
+{
+    struct in_section *sec = calloc(MIGRATE_BATCH_MAX, sizeof(*sec));
+    const char *ids[MIGRATE_BATCH_MAX];
+    unsigned slots[MIGRATE_BATCH_MAX];
+    size_t n = 0;
+    *nres = 0;
+    if (!sec)
+        return ERR_NOMEM;
+    int rc = in_sections(bundle, sec, &n);
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = sec[i].id;
+            memset(&res[i], 0, sizeof(res[i]));
+        }
+        size_t k = in_lock(ids, n, slots);
+        rc = in_objects(r, from, sec, n, res);
+        in_unlock(slots, k);
     }
-out:
-    if (!rc && res->committed)
-        memcpy(res->root, root, MIGRATE_ROOT_LEN);
-    pthread_mutex_unlock(mu);
-    obj_import_free(im);
-    leaves_release(&got);
+    for (size_t i = 0; i < n; i++)
+        leaves_release(&sec[i].got);
+    free(sec);
+    if (!rc)
+        *nres = n;
     return rc;
 }

@@ -20,7 +20,10 @@
  * against the source's, removes that record in the same transaction as its
  * audit entry (and as the objects, when one bundle holds the account).
  * Every step is idempotent, so a crash anywhere is finished by running the
- * move again.
+ * move again. Accounts move in batches (up to MIGRATE_BATCH_MAX): at both
+ * ends each step is one commit for every account of the batch, and a
+ * bundle carries several accounts, so that a move costs a few commits and
+ * calls per batch rather than per account.
  *
  * Records (store_rec, data store): "migout" at the source (to, phase, root),
  * "migin" at the destination (from, phase), "moved" the tombstone,
@@ -43,6 +46,7 @@
 
 #define MIGRATE_ROOT_LEN 32
 #define MIGRATE_RETRY_AFTER 5 /* seconds a frozen account's writes are told to wait */
+#define MIGRATE_BATCH_MAX 64  /* accounts per move request, per begin and per bundle */
 
 /* ---- everywhere ----------------------------------------------------------- */
 
@@ -95,11 +99,15 @@ struct migrate_out {
 /** Reads the state of account id's move (MIGRATE_MOVED: only the tombstone is left). */
 MUST_CHECK int migrate_out_get(struct region *r, const char *id, struct migrate_out *out);
 /**
- * Freezes account id for a move to region to (durable), then waits up to
- * a few seconds for its writes under way. ERR_CONFLICT if it is moving
- * elsewhere; ERR_UNAVAILABLE if writes are still running (try again).
+ * Freezes the accounts ids[0..n) for a move to region to (one durable
+ * commit for them all), then waits up to a few seconds for their writes
+ * under way. rcs[i] per account: 0 (frozen, or moved there already),
+ * ERR_CONFLICT if it is moving elsewhere, ERR_UNAVAILABLE if its writes
+ * are still running (try again), ERR_NOT_FOUND. Returns an error of the
+ * store (nothing frozen) or 0.
  */
-MUST_CHECK int migrate_freeze(struct region *r, const char *id, const char *to);
+MUST_CHECK int migrate_freeze(struct region *r, const char *const *ids, size_t n, const char *to,
+                              int *rcs);
 /**
  * What the destination needs besides the objects, as JSON (caller owns
  * *out): account, country, created, pwhash, consent history, identifiers.
@@ -115,16 +123,20 @@ typedef int (*migrate_obj_cb)(void *ctx, const char *service, const char *name, 
  */
 MUST_CHECK int migrate_objects(struct region *r, const char *id, migrate_obj_cb cb, void *ctx,
                                uint8_t root[MIGRATE_ROOT_LEN], uint64_t *objects, uint64_t *bytes);
-/** Records that the destination committed with this root (durable). */
-MUST_CHECK int migrate_out_committed(struct region *r, const char *id,
-                                     const uint8_t root[MIGRATE_ROOT_LEN]);
 /**
- * Crypto-shreds the account (its keys and consents in the key store first,
- * then every row in the data store) and leaves the tombstone and the
- * "migrate.out" audit entry in the same transaction. Needs
- * MIGRATE_COMMITTED.
+ * Records that the destination committed ids[i] with roots[i] (one durable
+ * commit); rcs[i]: 0, or ERR_CONFLICT if it was not frozen.
  */
-MUST_CHECK int migrate_shred(struct region *r, const char *id);
+MUST_CHECK int migrate_out_committed(struct region *r, const char *const *ids,
+                                     const uint8_t (*roots)[MIGRATE_ROOT_LEN], size_t n, int *rcs);
+/**
+ * Crypto-shreds the accounts ids[0..n) (n <= MIGRATE_BATCH_MAX): their keys
+ * and consents in the key store first, then every row in the data store,
+ * leaving the tombstones and the "migrate.out" audit entries in the same
+ * transaction; one durable commit each for all of them. rcs[i]: 0 (shredded,
+ * or moved already), or ERR_CONFLICT if it is not MIGRATE_COMMITTED.
+ */
+MUST_CHECK int migrate_shred(struct region *r, const char *const *ids, size_t n, int *rcs);
 /**
  * Adds to b (a batch of the data store) the deletion of the records of moved
  * sessions (tombstones of those that left, marks of those that came) that
@@ -141,33 +153,42 @@ MUST_CHECK int migrate_expire_add(struct store_batch *b, int64_t now);
  */
 MUST_CHECK int migrate_in_status(struct region *r, const char *id, const char **state);
 /**
- * Starts or resumes receiving the account described by manifest from
- * region from: the account under a new account key, the consent ledger
- * with new service keys, the identifiers. *state as migrate_in_status
- * after it ("live": nothing was done).
+ * Starts or resumes receiving the accounts described by manifests (an
+ * array of 1 to MIGRATE_BATCH_MAX, each naming a different account) from
+ * region from: each account under a new account key, its consent ledger
+ * with new service keys, its identifiers; each step one commit for them
+ * all. Sets states[id] to "receiving", "live" (nothing was done) or
+ * "conflict" (it is arriving from another region). ERR_INVAL for a bad
+ * manifest.
  */
-MUST_CHECK int migrate_in_begin(struct region *r, const char *from, const json_t *manifest,
-                                const char **state);
-/** What migrate_in_objects did. */
+MUST_CHECK int migrate_in_begin(struct region *r, const char *from, const json_t *manifests,
+                                json_t *states);
+/** What migrate_in_objects did, per account of the bundle. */
 struct migrate_in_result {
+    char id[STORE_ID_MAX];
     uint64_t objects;               /* in the bundle */
     bool committed;                 /* the bundle was the last: the account is live here */
     uint64_t total, bytes;          /* committed: the account's objects and bytes */
     uint8_t root[MIGRATE_ROOT_LEN]; /* committed: the agreed root */
 };
 /**
- * Stores the objects of a bundle: account id NUL, then per object service
- * NUL name NUL size (8 bytes, big-endian) bytes, all of them re-sealed and
- * committed in one durable transaction, with no per-object audit entry. A
- * name already stored is replaced, so a bundle sent again stores nothing
- * twice. The account's last bundle may end with the entry "" NUL "root" NUL
- * 32 (as a size) and the source's root: then the commit follows as
- * migrate_in_commit, and if the bundle holds the whole account (nothing of
- * it stored before) in the same transaction as the objects, the root being
- * computed from the very bytes sealed.
+ * Stores the objects of a bundle: 1 to MIGRATE_BATCH_MAX sections, one per
+ * account, each account id NUL, the length of its entries (8 bytes,
+ * big-endian), then per object service NUL name NUL size (8 bytes,
+ * big-endian) bytes; all of them re-sealed and committed in one durable
+ * transaction, with no per-object audit entry. A name already stored is
+ * replaced, so a bundle sent again stores nothing twice. An account's last
+ * section may end with the entry "" NUL "root" NUL 32 (as a size) and the
+ * source's root: then the account's commit follows as migrate_in_commit,
+ * and if the section holds the whole account (nothing of it stored before)
+ * in the same transaction as the objects, the root being computed from the
+ * very bytes sealed. res (MIGRATE_BATCH_MAX of them) gets one result per
+ * section, *nres how many. ERR_CONFLICT (nothing stored) if an account is
+ * not arriving from `from`, or if a root differs (that account's move then
+ * starts again).
  */
 MUST_CHECK int migrate_in_objects(struct region *r, const char *from, struct slice bundle,
-                                  struct migrate_in_result *res);
+                                  struct migrate_in_result *res, size_t *nres);
 /**
  * Computes the root of what is stored (from the leaves hashed as the
  * objects were sealed, if this process sealed them all and the store holds

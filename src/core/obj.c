@@ -805,9 +805,8 @@ struct obj_view {
     struct region *r;
     char account[STORE_ID_MAX];
     char service[STORE_SERVICE_MAX];
-    struct key32 *keys;             /* one locked block: the service key, and the MAC key */
-    struct key32 *key;              /* &keys[0] */
-    struct key32 *mac;              /* &keys[1], derived from the service key */
+    struct key32 *key;              /* the service key (locked memory, key32_new) */
+    struct key32 *mac;              /* derived from the service key */
     uint64_t epoch;                 /* consent epoch when the key was taken (obj_view_put) */
     struct buf aad, sealed;         /* scratch */
     const struct store_object *cur; /* the row obj_view_feed is listing */
@@ -835,11 +834,10 @@ obj_view_open(struct obj_view **out, struct region *r, const char *account, cons
     memcpy(v->service, service, strlen(service) + 1);
     buf_init(&v->aad, 256);
     buf_init(&v->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
-    v->keys = secret_alloc(2 * sizeof(*v->keys));
-    if (!v->keys)
+    v->key = key32_new();
+    v->mac = key32_new();
+    if (!v->key || !v->mac)
         goto out;
-    v->key = &v->keys[0];
-    v->mac = &v->keys[1];
     v->epoch = consent_epoch(); /* before the key, as obj_put_begin */
     rc = svc_key(r, account, service, SVC_READ, v->key);
     if (rc == ERR_CONSENT)
@@ -862,7 +860,8 @@ obj_view_free(struct obj_view *v)
 {
     if (!v)
         return;
-    secret_free(v->keys);
+    key32_free(v->key);
+    key32_free(v->mac);
     buf_release(&v->aad);
     buf_release(&v->sealed);
     secret_wipe(v->name, sizeof(v->name));
@@ -1233,11 +1232,16 @@ obj_view_unaudited(struct obj_view *v)
 
 /* Imports ------------------------------------------------------------------ */
 
+/* An account of an import: its service keys, each fetched once. */
+struct import_acct {
+    char account[STORE_ID_MAX];
+    struct key32 *keys[SVC_COUNT]; /* keys[i]: the key of svc_names[i], once taken */
+};
+
 struct obj_import {
     struct region *r;
-    char account[STORE_ID_MAX];
-    struct key32 *keys;     /* one locked block: a key per service, SVC_COUNT */
-    bool have[SVC_COUNT];   /* keys[i] holds the key of svc_names[i] */
+    struct import_acct *v; /* the accounts, in the order begun; the last is current */
+    size_t n, cap;
     uint64_t epoch;         /* consent epoch before the first key was taken */
     struct store_batch *b;  /* everything sealed so far */
     struct store_object o;  /* scratch */
@@ -1249,17 +1253,15 @@ obj_import_new(struct obj_import **out, struct region *r, const char *account)
 {
     struct obj_import *im = NULL;
     *out = NULL;
-    if (strlen(account) >= STORE_ID_MAX)
-        return ERR_INVAL;
     im = calloc(1, sizeof(*im));
     if (!im)
         return ERR_NOMEM;
     im->r = r;
-    memcpy(im->account, account, strlen(account) + 1);
     buf_init(&im->aad, 256);
     buf_init(&im->sealed, OBJ_CHUNK_MAX + AEAD_MAX_OVERHEAD + 64);
-    im->keys = secret_alloc(SVC_COUNT * sizeof(*im->keys));
-    int rc = im->keys ? store_batch_new(&im->b) : ERR_NOMEM;
+    int rc = store_batch_new(&im->b);
+    if (!rc)
+        rc = obj_import_account(im, account);
     if (rc) {
         obj_import_free(im);
         return rc;
@@ -1269,32 +1271,63 @@ obj_import_new(struct obj_import **out, struct region *r, const char *account)
     return 0;
 }
 
+int
+obj_import_account(struct obj_import *im, const char *account)
+{
+    if (strlen(account) >= STORE_ID_MAX)
+        return ERR_INVAL;
+    for (size_t i = 0; i < im->n; i++)
+        if (!strcmp(im->v[i].account, account))
+            return ERR_INVAL; /* each account once */
+    if (im->n == im->cap) {
+        size_t cap = im->cap ? 2 * im->cap : 4;
+        struct import_acct *v = realloc(im->v, cap * sizeof(*v));
+        if (!v)
+            return ERR_NOMEM;
+        im->v = v;
+        im->cap = cap;
+    }
+    struct import_acct *a = &im->v[im->n++];
+    memset(a, 0, sizeof(*a));
+    memcpy(a->account, account, strlen(account) + 1);
+    return 0;
+}
+
 void
 obj_import_free(struct obj_import *im)
 {
     if (!im)
         return;
-    secret_free(im->keys);
+    for (size_t i = 0; i < im->n; i++)
+        for (size_t k = 0; k < SVC_COUNT; k++)
+            key32_free(im->v[i].keys[k]);
+    free(im->v);
     store_batch_free(im->b);
     buf_release(&im->aad);
     buf_release(&im->sealed);
     free(im);
 }
 
-/* The index of service in svc_names, its key fetched once; -1 for none. */
+/* The key of service for the current account, fetched once; ERR_NOT_FOUND for none. */
 static int
-import_key(struct obj_import *im, const char *service, size_t *idx)
+import_key(struct obj_import *im, const char *service, const struct key32 **key)
 {
+    struct import_acct *a = &im->v[im->n - 1];
     for (size_t i = 0; i < SVC_COUNT && svc_names[i]; i++) {
         if (strcmp(svc_names[i], service) != 0)
             continue;
-        if (!im->have[i]) {
-            int rc = svc_key(im->r, im->account, service, SVC_WRITE, &im->keys[i]);
-            if (rc)
+        if (!a->keys[i]) {
+            struct key32 *k = key32_new();
+            if (!k)
+                return ERR_NOMEM;
+            int rc = svc_key(im->r, a->account, service, SVC_WRITE, k);
+            if (rc) {
+                key32_free(k);
                 return rc;
-            im->have[i] = true;
+            }
+            a->keys[i] = k;
         }
-        *idx = i;
+        *key = a->keys[i];
         return 0;
     }
     return ERR_NOT_FOUND;
@@ -1307,15 +1340,15 @@ obj_import_add(struct obj_import *im, const char *service, const char *name, siz
     const struct config *cfg = region_config(im->r);
     enum aead_cipher c = aead_default();
     struct store_object *o = &im->o;
-    size_t k = 0;
+    const struct key32 *k = NULL;
     if (data.len > cfg->max_object_bytes)
         return ERR_TOO_LARGE;
-    int rc = obj_ident(im->r, o, im->account, service, name, namelen);
+    int rc = obj_ident(im->r, o, im->v[im->n - 1].account, service, name, namelen);
     if (!rc)
         rc = import_key(im, service, &k);
     if (rc)
         return rc;
-    const uint8_t *key = im->keys[k].b;
+    const uint8_t *key = k->b;
     do {
         randombytes_buf(&o->version, sizeof(o->version));
         o->version &= INT64_MAX;
@@ -1363,14 +1396,16 @@ obj_import_commit(struct obj_import *im, obj_batch_cb ops, void *ctx)
     if (consent_fence_commit_begin() != im->epoch) {
         now = key32_new();
         rc = now ? 0 : ERR_NOMEM;
-        for (size_t i = 0; !rc && i < SVC_COUNT && svc_names[i]; i++) {
-            if (!im->have[i])
-                continue;
-            rc = svc_key(im->r, im->account, svc_names[i], SVC_WRITE, now);
-            if (!rc && !secret_equal(now->b, im->keys[i].b, sizeof(now->b)))
-                rc = ERR_CONSENT;
-            if (rc == ERR_NOT_FOUND)
-                rc = ERR_CONSENT;
+        for (size_t a = 0; !rc && a < im->n; a++) {
+            for (size_t i = 0; !rc && i < SVC_COUNT && svc_names[i]; i++) {
+                if (!im->v[a].keys[i])
+                    continue;
+                rc = svc_key(im->r, im->v[a].account, svc_names[i], SVC_WRITE, now);
+                if (!rc && !secret_equal(now->b, im->v[a].keys[i]->b, sizeof(now->b)))
+                    rc = ERR_CONSENT;
+                if (rc == ERR_NOT_FOUND)
+                    rc = ERR_CONSENT;
+            }
         }
     }
     if (!rc) /* ops may have added audit entries */

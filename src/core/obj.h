@@ -193,19 +193,26 @@ void obj_view_unaudited(struct obj_view *v);
 /* Imports: re-sealing many objects of an account in one commit ----------- */
 
 /*
- * An import seals whole objects of one account under the region's service
- * keys (each fetched once, with consent checked by svc_key) into one batch,
- * and commits them all in ONE durable transaction, inside the consent fence
- * as an upload's commit. No per-object audit entry: an import is a move
- * (core/migrate.c), recorded once per account with the root of its objects.
- * A name already stored is replaced. An import belongs to one thread.
+ * An import seals whole objects of one or more accounts under the region's
+ * service keys (each fetched once, with consent checked by svc_key) into one
+ * batch, and commits them all in ONE durable transaction, inside the consent
+ * fence as an upload's commit. No per-object audit entry: an import is a
+ * move (core/migrate.c), recorded once per account with the root of its
+ * objects. A name already stored is replaced. An import belongs to one
+ * thread.
  */
 struct obj_import;
 
 /** Starts an import into account. Caller owns *out (obj_import_free). */
 MUST_CHECK int obj_import_new(struct obj_import **out, struct region *r, const char *account);
 /**
- * Seals (service, name, data) into the import's batch. ERR_INVAL for a bad
+ * Objects added from now on go to account (another one than those begun
+ * before: ERR_INVAL for an account twice).
+ */
+MUST_CHECK int obj_import_account(struct obj_import *im, const char *account);
+/**
+ * Seals (service, name, data) into the import's batch, for the account
+ * begun last. ERR_INVAL for a bad
  * name, ERR_NOT_FOUND for an unknown service, ERR_CONSENT if it is off,
  * ERR_TOO_LARGE above the region's object limit.
  */
@@ -213,8 +220,8 @@ MUST_CHECK int obj_import_add(struct obj_import *im, const char *service, const 
                               size_t namelen, struct slice data);
 /**
  * Commits everything added, durably, with whatever ops adds to the batch.
- * ERR_CONSENT (nothing committed) if a service used was turned off (or off
- * and on again) since its key was taken.
+ * ERR_CONSENT (nothing committed) if a service used, of any of its
+ * accounts, was turned off (or off and on again) since its key was taken.
  */
 MUST_CHECK int obj_import_commit(struct obj_import *im, obj_batch_cb ops, void *ctx);
 /** Wipes the keys and frees the import. Accepts NULL. */

@@ -269,13 +269,10 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_forged_or_replayed_peer_requests_are_refused(cloud, tmp_path):
+def through_recorder(cloud, tmp_path):
+    """Restarts sg so that it reaches `in` through a Recorder (its own cluster
+    file says so), with the policy AFTER; the proxy, to be shut down."""
     sg, inr = cloud["sg"], cloud["in"]
-    acct = sg.signup("IN")
-    token = sg.login(acct)
-    sg.consent(token, "contacts")
-    assert sg.put(token, "contacts", "card", b"BEGIN:VCARD").status == 201
-    # sg reaches `in` through a recorder: its own cluster file says so
     Recorder.target, Recorder.seen = inr.port, []
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -287,6 +284,46 @@ def test_forged_or_replayed_peer_requests_are_refused(cloud, tmp_path):
     sg.args = ["--cluster", sg_cluster]
     restart(sg)
     reload(cloud)
+    return proxy
+
+
+def test_accounts_move_together_and_across_bundles(cloud, tmp_path):
+    """A batch of accounts moves in one request: one call with every
+    manifest, then bundles holding several accounts, an account larger than
+    a bundle (4 MiB) cut across two; every object arrives byte-identical."""
+    sg = cloud["sg"]
+    big = sg.signup("IN")
+    token = sg.login(big)
+    sg.consent(token, "photos", "contacts")
+    objs = {("photos", "p%d.jpg" % i): os.urandom(1800000) for i in range(3)}
+    objs[("contacts", "card")] = b"BEGIN:VCARD"
+    for (svc, name), data in objs.items():
+        assert sg.put(token, svc, name, data).status == 201
+    small = make_accounts(sg, 3, "IN", "batch")
+    proxy = through_recorder(cloud, tmp_path)
+    p = migrate(cloud, "--account", big, *[a for acct in small for a in ("--account", acct)],
+                "--batch", "4", "--json")
+    proxy.shutdown()
+    out = json.loads(p.stdout)
+    assert out["migrated"] == 4 and out["left"] == 0
+    assert out["objects"] == len(objs) + sum(len(o) for o in small.values())
+    paths = [p for p, _, _ in Recorder.seen]
+    assert paths == ["/v1/peer/migrate/begin"] + ["/v1/peer/migrate/objects"] * 2
+    begin = json.loads(Recorder.seen[0][2])
+    assert sorted(m["account"] for m in begin["accounts"]) == sorted([big] + list(small))
+    sg.stop()  # back on the cluster's file, whose redirects point at `in` itself
+    sg.args = ["--cluster", cloud["_cluster"]]
+    restart(sg)
+    check_moved(cloud, dict(small, **{big: objs}))
+
+
+def test_forged_or_replayed_peer_requests_are_refused(cloud, tmp_path):
+    sg, inr = cloud["sg"], cloud["in"]
+    acct = sg.signup("IN")
+    token = sg.login(acct)
+    sg.consent(token, "contacts")
+    assert sg.put(token, "contacts", "card", b"BEGIN:VCARD").status == 201
+    proxy = through_recorder(cloud, tmp_path)
     migrate(cloud, "--account", acct)
     proxy.shutdown()
     paths = [p for p, _, _ in Recorder.seen]
