@@ -10,6 +10,9 @@ set -euo pipefail
 build=${1:?usage: bench/run.sh BUILD_DIR [bench.py options]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
+for arg in "$@"; do # --help: the options, and nothing run
+    case "$arg" in -h | --help) exec /usr/bin/python3 "$here/bench.py" "$build" --help ;; esac
+done
 
 for tool in wrk curl dd df; do
     command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (make deps)" >&2; exit 1; }
