@@ -1079,8 +1079,7 @@ out:
     return rc;
 }
 
-/* Adds to b (of the key store) the consent ledger, replayed, and a new key for every service left
- * on. */
+/* Adds to b (a key store batch) the consent ledger and a new key per service left on. */
 static int
 in_keys(struct region *r, struct store_batch *b, const json_t *m, const char *id)
 {
