@@ -12,6 +12,7 @@
  */
 #include "base/common.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -613,6 +614,9 @@ prefetch_stop(struct obj_get *g)
     pthread_mutex_destroy(&g->pf_mu);
     g->pf_on = false;
     atomic_fetch_sub(&prefetching, 1);
+    /* the helpers' chunk buffers were freed into their threads' malloc
+     * arenas, which keep them: give that memory back once per large read */
+    malloc_trim(0);
 }
 
 /* Makes chunk g->next the current one: from its helper, or read now. */
