@@ -186,17 +186,19 @@ mig_batch(struct mig *m, struct oc *src, struct oc *dst, const struct mig_accoun
           size_t *done, size_t *failed)
 {
     struct oc_resp r = {0};
-    json_t *ids = json_array(), *results = NULL;
-    for (size_t i = 0; ids && i < n; i++)
-        if (json_array_append_new(ids, json_string(v[i].id)))
+    json_t *results = NULL;
+    if (n > 1) { /* a batch of one is moved alone, with its retries */
+        json_t *ids = json_array();
+        for (size_t i = 0; ids && i < n; i++)
+            if (json_array_append_new(ids, json_string(v[i].id)))
+                cli_oom();
+        json_t *body = ids ? json_pack("{s:o,s:s}", "accounts", ids, "to", m->to_region) : NULL;
+        if (!body)
             cli_oom();
-    json_t *body = ids ? json_pack("{s:o,s:s}", "accounts", ids, "to", m->to_region) : NULL;
-    if (!body)
-        cli_oom();
-    int rc = n > 1 ? oc_call(src, &r, "POST", "/v1/migrate/run", body) : -1;
-    json_decref(body);
-    if (!rc && r.status == 200)
-        results = json_object_get(r.json, "accounts");
+        if (!oc_call(src, &r, "POST", "/v1/migrate/run", body) && r.status == 200)
+            results = json_object_get(r.json, "accounts");
+        json_decref(body);
+    }
     for (size_t i = 0; i < n; i++) {
         json_t *res = json_array_get(results, i);
         const char *id = json_string_value(json_object_get(res, "account"));

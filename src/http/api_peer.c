@@ -416,10 +416,11 @@ bundle_flush(struct bundle *x)
     return rc;
 }
 
+/* Adds an entry (a migrate_obj_cb: ctx is the bundle), sending the bundle first if it is full. */
 static int
-bundle_entry(struct bundle *x, const char *service, const char *name, size_t namelen,
-             struct slice data)
+bundle_add(void *ctx, const char *service, const char *name, size_t namelen, struct slice data)
 {
+    struct bundle *x = ctx;
     uint8_t size[8];
     be64_put(size, data.len);
     if (x->items && x->b.len + data.len + namelen + 64 > BUNDLE_FLUSH) {
@@ -440,14 +441,7 @@ bundle_entry(struct bundle *x, const char *service, const char *name, size_t nam
     return rc;
 }
 
-static int
-bundle_add(void *ctx, const char *service, const char *name, size_t namelen, struct slice data)
-{
-    return bundle_entry(ctx, service, name, namelen, data);
-}
-
-/* For an account the destination did not commit from its bundles (live there before): compare
- * roots. */
+/* An account the destination did not commit from a bundle (live there before): compares roots. */
 static int
 commit_one(struct region *r, const char *to, struct mv *m)
 {
@@ -553,7 +547,7 @@ move_send(struct region *r, const char *to, struct mv *v, size_t n)
         if (!rc)
             rc = migrate_objects(r, m->id, bundle_add, &x, m->root, &m->objects, &m->bytes);
         if (!rc)
-            rc = bundle_entry(&x, "", "root", 4, SLICE(m->root, MIGRATE_ROOT_LEN));
+            rc = bundle_add(&x, "", "root", 4, SLICE(m->root, MIGRATE_ROOT_LEN));
         section_close(&x);
     }
     if (!rc)
@@ -679,6 +673,7 @@ api_migrate_run(struct req *q)
     uint8_t pk[32];
     struct mv v[MIGRATE_BATCH_MAX];
     size_t n = 0;
+    _Static_assert(MIGRATE_BATCH_MAX == 64, "the message below says 64");
     memset(v, 0, sizeof(v));
     if (json_unpack(q->json, "{s:s,s?s,s?o}", "to", &to, "account", &id, "accounts", &list) != 0 ||
         (!id) == (!list) || (list && !json_is_array(list)) ||
