@@ -13,7 +13,7 @@ and reported as a ratio to it.
   put_large  streaming PUT of a 256 MiB object: MB/s vs the disk's
              sequential durable write speed (dd ... conv=fdatasync)
   get_large  streaming GET of it: MB/s vs one core's AES-256-GCM
-             decryption speed (bench_aead)
+             decryption speed with OpenSSL, as oikosd does it (bench_aead)
   rss        oikosd's resident memory growth during each large transfer
   pg         the same oikosd figures again with both stores on PostgreSQL
              (a private cluster started here by scripts/pgtest.sh, on the
@@ -972,10 +972,13 @@ def table(figs):
 def details(res, path):
     a, m = res["aead"], res["machine"]
     b = res["aead_again"]
-    lines = ["one core, 1 MiB buffers: AES-256-GCM encrypt %s / decrypt %s MB/s, "
+    lines = ["one core, 1 MiB buffers: AES-256-GCM (OpenSSL, as oikosd) encrypt %s / decrypt "
+             "%s MB/s (libsodium's: %s / %s), "
              "XChaCha20-Poly1305 encrypt %s / decrypt %s MB/s; just before the GETs: "
              "AES-256-GCM decrypt %s, XChaCha20-Poly1305 decrypt %s MB/s"
              % (num(a["aes256gcm_encrypt_mbs"]), num(a["aes256gcm_decrypt_mbs"]),
+                num(a.get("aes256gcm_libsodium_encrypt_mbs", 0)),
+                num(a.get("aes256gcm_libsodium_decrypt_mbs", 0)),
                 num(a["xchacha20poly1305_encrypt_mbs"]),
                 num(a["xchacha20poly1305_decrypt_mbs"]), num(b["aes256gcm_decrypt_mbs"]),
                 num(b["xchacha20poly1305_decrypt_mbs"])),

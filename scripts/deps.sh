@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
     build-essential cmake pkg-config
     libmicrohttpd-dev libsodium-dev libsqlite3-dev libjansson-dev libinih-dev
-    libcurl4-openssl-dev libcmocka-dev
+    libcurl4-openssl-dev libssl-dev libcmocka-dev
     python3-pytest wrk sqlite3 procps curl
     libexpat1-dev vdirsyncer radicale xandikos
     postgresql libpq-dev # the tests start private clusters (scripts/pgtest.sh), never the system one

@@ -1,20 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * aead.c: authenticated encryption (see aead.h) on top of libsodium's
- * crypto_aead_aes256gcm_* (only where the CPU has AES-NI and PCLMUL, which
- * crypto_aead_aes256gcm_is_available() reports) and
- * crypto_aead_xchacha20poly1305_ietf_*, usable everywhere. A sealed message
- * is nonce || ciphertext || tag with a fresh random nonce; the cipher id is
- * stored by the caller beside it, so data sealed on one machine opens on
- * any machine that has that cipher.
+ * aead.c: authenticated encryption (see aead.h). AES-256-GCM is OpenSSL's
+ * (libcrypto's EVP interface), used only where the CPU has AES-NI and
+ * PCLMUL (as libsodium's crypto_aead_aes256gcm_is_available() reports:
+ * elsewhere AES would run from tables, whose timing leaks the key);
+ * XChaCha20-Poly1305 is libsodium's crypto_aead_xchacha20poly1305_ietf_*,
+ * usable everywhere. OpenSSL's AES-GCM opens 1 MiB three times as fast as
+ * libsodium's on the development machine (4.1-4.5 against 1.5-1.6 GB/s,
+ * bench_aead), and the two give the same bytes: data sealed by either
+ * opens with the other. A sealed message is nonce || ciphertext || tag
+ * with a fresh random nonce; the cipher id is stored by the caller beside
+ * it, so data sealed on one machine opens on any machine that has that
+ * cipher.
  *
- * The only global state is the default cipher, picked once (pthread_once)
- * by aead_setup() or by the first call that needs it, and changed only by
- * aead_set_default(); it is an atomic, so every function is thread-safe.
+ * The global state is the default cipher and OpenSSL's AES-256-GCM
+ * implementation, set once (pthread_once) by aead_setup() or by the first
+ * call that needs them; the default changes only by aead_set_default(), an
+ * atomic, so every function is thread-safe. Each operation has an OpenSSL
+ * context of its own, whose key schedule OpenSSL wipes when it is freed.
  * The caller owns every buffer; on a failed open the output is wiped.
  */
 #include "base/common.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -25,6 +33,7 @@ static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static int setup_rc = ERR_INTERNAL;
 static atomic_int default_cipher;
 static bool aes_ok;
+static EVP_CIPHER *aes_gcm; /* fetched once, never freed */
 
 /* libsodium wants non-NULL pointers even for empty inputs and outputs. */
 static const uint8_t empty_in[1];
@@ -37,6 +46,13 @@ setup_run(void)
         return;
     }
     aes_ok = crypto_aead_aes256gcm_is_available() != 0;
+    if (aes_ok) {
+        aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+        if (!aes_gcm) {
+            setup_rc = ERR_INTERNAL;
+            return;
+        }
+    }
     atomic_store(&default_cipher, aes_ok ? AEAD_AES256GCM : AEAD_XCHACHA20POLY1305);
     setup_rc = 0;
 }
@@ -112,6 +128,45 @@ max_msg_len(enum aead_cipher c)
                                : crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX;
 }
 
+/*
+ * AES-256-GCM through OpenSSL: enc 1 seals in into out and writes tag, enc 0
+ * opens in into out and checks tag. EVP takes lengths as int: longer inputs
+ * go in pieces. Returns 0, ERR_CRYPTO for a tag that does not match, or
+ * ERR_INTERNAL.
+ */
+static int
+gcm(int enc, uint8_t *out, uint8_t tag[AEAD_TAG_LEN], const uint8_t key[AEAD_KEY_LEN],
+    const uint8_t *nonce, struct slice aad, const uint8_t *in, size_t len)
+{
+    enum { PIECE = 1 << 30 };
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int rc = ERR_INTERNAL, n;
+    if (!ctx || !EVP_CipherInit_ex2(ctx, aes_gcm, key, nonce, enc, NULL))
+        goto out;
+    for (size_t off = 0; off < aad.len; off += PIECE) {
+        size_t k = aad.len - off < PIECE ? aad.len - off : PIECE;
+        if (!EVP_CipherUpdate(ctx, NULL, &n, aad.p + off, (int)k))
+            goto out;
+    }
+    for (size_t off = 0; off < len; off += PIECE) {
+        size_t k = len - off < PIECE ? len - off : PIECE;
+        if (!EVP_CipherUpdate(ctx, out + off, &n, in + off, (int)k) || (size_t)n != k)
+            goto out;
+    }
+    if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag))
+        goto out;
+    if (!EVP_CipherFinal_ex(ctx, out + len, &n) || n != 0) {
+        rc = enc ? ERR_INTERNAL : ERR_CRYPTO;
+        goto out;
+    }
+    if (enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, tag))
+        goto out;
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
 int
 aead_encrypt(enum aead_cipher c, uint8_t *ct, uint8_t tag[AEAD_TAG_LEN],
              const uint8_t key[AEAD_KEY_LEN], struct slice nonce, struct slice aad, struct slice pt)
@@ -124,13 +179,10 @@ aead_encrypt(enum aead_cipher c, uint8_t *ct, uint8_t tag[AEAD_TAG_LEN],
     const uint8_t *ad = aad.len ? aad.p : empty_in;
     uint8_t dummy[1];
     uint8_t *out = pt.len ? ct : dummy;
-    int rc;
 
     if (c == AEAD_AES256GCM)
-        rc = crypto_aead_aes256gcm_encrypt_detached(out, tag, NULL, m, pt.len, ad, aad.len, NULL,
-                                                    nonce.p, key);
-    else
-        rc = crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, tag, NULL, m, pt.len, ad,
+        return gcm(1, out, tag, key, nonce.p, SLICE(ad, aad.len), m, pt.len);
+    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, tag, NULL, m, pt.len, ad,
                                                                  aad.len, NULL, nonce.p, key);
     return rc == 0 ? 0 : ERR_INTERNAL;
 }
@@ -149,12 +201,14 @@ aead_decrypt(enum aead_cipher c, uint8_t *pt, const uint8_t key[AEAD_KEY_LEN], s
     uint8_t *out = ct.len ? pt : dummy;
     int rc;
 
-    if (c == AEAD_AES256GCM)
-        rc = crypto_aead_aes256gcm_decrypt_detached(out, NULL, in, ct.len, tag, ad, aad.len,
-                                                    nonce.p, key);
-    else
+    if (c == AEAD_AES256GCM) {
+        uint8_t t[AEAD_TAG_LEN];
+        memcpy(t, tag, sizeof(t));
+        rc = gcm(0, out, t, key, nonce.p, SLICE(ad, aad.len), in, ct.len);
+    } else {
         rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(out, NULL, in, ct.len, tag, ad,
                                                                  aad.len, nonce.p, key);
+    }
     if (rc != 0) {
         if (ct.len)
             sodium_memzero(pt, ct.len);

@@ -14,7 +14,9 @@
  * weak parameters), so either outcome passes, but if it decrypts it must
  * give msg. The current files hold no "acceptable" test; the count is
  * printed so that one appearing is noticed. AES-GCM tests are skipped
- * where the CPU lacks AES-NI. Single-threaded.
+ * where the CPU lacks AES-NI. Data sealed before AES-GCM went through
+ * OpenSSL (libsodium's) must still open, and the other way round: both are
+ * checked at several sizes. Single-threaded.
  */
 #include "base/common.h"
 
@@ -395,6 +397,61 @@ test_wycheproof_xchacha(void **state)
     assert_int_equal(ran, c.declared);
 }
 
+/*
+ * AES-256-GCM is OpenSSL's; regions sealed their data with libsodium's
+ * before. Both must give the same bytes: what one sealed, the other opens.
+ */
+static void
+test_aes_gcm_libsodium_compatible(void **state)
+{
+    (void)state;
+    if (!aead_available(AEAD_AES256GCM))
+        skip();
+    static const size_t lens[] = {0, 1, 16, 1000, 1 << 20, (1 << 22) + 7};
+    const size_t nlen = crypto_aead_aes256gcm_NPUBBYTES, over = nlen + AEAD_TAG_LEN;
+    struct slice aad = SLICE_STR("acct=42|svc=photos|chunk=3");
+    for (size_t l = 0; l < ARRAY_SIZE(lens); l++) {
+        size_t len = lens[l], n = 0;
+        unsigned long long sn = 0;
+        uint8_t key[AEAD_KEY_LEN];
+        uint8_t *pt = malloc(len + 1), *back = malloc(len + 1), *sealed = malloc(len + over);
+        assert_true(pt && back && sealed);
+        randombytes_buf(key, sizeof(key));
+        randombytes_buf(pt, len + 1);
+
+        /* libsodium seals (nonce || ct || tag, as oikos stores it); oikos opens */
+        randombytes_buf(sealed, nlen);
+        assert_int_equal(crypto_aead_aes256gcm_encrypt(sealed + nlen, &sn, pt, len, aad.p, aad.len,
+                                                       NULL, sealed, key),
+                         0);
+        assert_int_equal(sn, len + AEAD_TAG_LEN);
+        assert_int_equal(
+            aead_open(AEAD_AES256GCM, back, len + 1, &n, key, aad, SLICE(sealed, len + over)), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(back, pt, len);
+
+        /* oikos seals; libsodium opens */
+        assert_int_equal(
+            aead_seal(AEAD_AES256GCM, sealed, len + over, &n, key, aad, SLICE(pt, len)), 0);
+        assert_int_equal(crypto_aead_aes256gcm_decrypt(back, &sn, NULL, sealed + nlen,
+                                                       len + AEAD_TAG_LEN, aad.p, aad.len, sealed,
+                                                       key),
+                         0);
+        assert_int_equal(sn, len);
+        assert_memory_equal(back, pt, len);
+
+        /* and a flipped last byte of the tag is refused, the output wiped */
+        sealed[len + over - 1] ^= 1;
+        assert_int_equal(
+            aead_open(AEAD_AES256GCM, back, len + 1, &n, key, aad, SLICE(sealed, len + over)),
+            ERR_CRYPTO);
+        assert_true(all_zero(back, len));
+        free(pt);
+        free(back);
+        free(sealed);
+    }
+}
+
 int
 main(void)
 {
@@ -404,6 +461,7 @@ main(void)
         cmocka_unit_test(test_tamper),
         cmocka_unit_test(test_wycheproof_aes_gcm),
         cmocka_unit_test(test_wycheproof_xchacha),
+        cmocka_unit_test(test_aes_gcm_libsodium_compatible),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
