@@ -13,6 +13,7 @@
 
 #include "audit/checkpoint.h"
 #include "base/util.h"
+#include "crypto/hash.h"
 
 /* The signature line's prefix: U+2014 EM DASH and a space. */
 static const char sig_prefix[] = "\xe2\x80\x94 ";
@@ -107,14 +108,14 @@ void
 checkpoint_key_id(uint8_t out[CHECKPOINT_KEY_ID_LEN], const char *name,
                   const uint8_t pk[CHECKPOINT_PUBKEY_LEN])
 {
-    crypto_hash_sha256_state st;
-    uint8_t h[crypto_hash_sha256_BYTES];
+    struct hash st;
+    uint8_t h[HASH_SHA256_LEN];
     const uint8_t sep[2] = {'\n', 0x01}; /* 0x01: the Ed25519 signature type */
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
-    crypto_hash_sha256_update(&st, sep, sizeof(sep));
-    crypto_hash_sha256_update(&st, pk, CHECKPOINT_PUBKEY_LEN);
-    crypto_hash_sha256_final(&st, h);
+    hash_init(&st);
+    hash_update(&st, name, strlen(name));
+    hash_update(&st, sep, sizeof(sep));
+    hash_update(&st, pk, CHECKPOINT_PUBKEY_LEN);
+    hash_final(&st, h);
     memcpy(out, h, CHECKPOINT_KEY_ID_LEN);
 }
 

@@ -16,16 +16,17 @@
 #include <sodium.h>
 
 #include "audit/merkle.h"
+#include "crypto/hash.h"
 
 void
 merkle_leaf_hash(struct merkle_hash *out, const uint8_t *data, size_t len)
 {
-    crypto_hash_sha256_state st;
+    struct hash h;
     const uint8_t prefix = 0x00;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, &prefix, 1);
-    crypto_hash_sha256_update(&st, data, len);
-    crypto_hash_sha256_final(&st, out->b);
+    hash_init(&h);
+    hash_update(&h, &prefix, 1);
+    hash_update(&h, data, len);
+    hash_final(&h, out->b);
 }
 
 void
@@ -36,13 +37,13 @@ merkle_node_hash(struct merkle_hash *out, const struct merkle_hash *left,
     in[0] = 0x01;
     memcpy(in + 1, left->b, MERKLE_HASH_LEN);
     memcpy(in + 1 + MERKLE_HASH_LEN, right->b, MERKLE_HASH_LEN);
-    crypto_hash_sha256(out->b, in, sizeof(in));
+    hash_sha256(out->b, in, sizeof(in));
 }
 
 void
 merkle_empty_root(struct merkle_hash *out)
 {
-    crypto_hash_sha256(out->b, (const uint8_t *)"", 0);
+    hash_sha256(out->b, NULL, 0);
 }
 
 /* The largest power of two not above x (x > 0). */

@@ -26,6 +26,7 @@
 #include "core/svc.h"
 #include "core/trail.h"
 #include "crypto/secret.h"
+#include "crypto/hash.h"
 
 #define EXPORT_PAGE 64
 
@@ -52,7 +53,7 @@ struct export
     char path[TAR_PATH_MAX + 1];
     struct item cur; /* the object being written: its name (owned) */
     int64_t mtime;
-    crypto_hash_sha256_state sha;
+    struct hash sha;
     uint8_t blk[4 * TAR_BLOCK]; /* staged header, padding, end marker */
     size_t blk_len, blk_off;
     struct buf manifest;
@@ -175,6 +176,7 @@ export_free(struct export *e)
     page_release(e);
     item_release(&e->cur);
     obj_get_free(e->g);
+    hash_release(&e->sha);
     if (e->manifest.data)
         secret_wipe(e->manifest.data, e->manifest.len);
     buf_release(&e->manifest);
@@ -259,7 +261,7 @@ next_object(struct export *e, bool *found)
             }
             e->blk_len = TAR_BLOCK;
             e->blk_off = 0;
-            crypto_hash_sha256_init(&e->sha);
+            hash_init(&e->sha);
             *found = true;
             return 0;
         }
@@ -296,9 +298,9 @@ next_object(struct export *e, bool *found)
 static int
 finish_object(struct export *e)
 {
-    uint8_t digest[crypto_hash_sha256_BYTES];
-    char hex[2 * crypto_hash_sha256_BYTES + 1], mtime[TIME_RFC3339_LEN];
-    crypto_hash_sha256_final(&e->sha, digest);
+    uint8_t digest[HASH_SHA256_LEN];
+    char hex[2 * HASH_SHA256_LEN + 1], mtime[TIME_RFC3339_LEN];
+    hash_final(&e->sha, digest);
     hex_encode(hex, digest, sizeof(digest));
     time_rfc3339(mtime, e->mtime);
     obj_get_free(e->g);
@@ -366,7 +368,7 @@ export_read(struct export *e, uint8_t *dst, size_t cap, size_t *n)
                 rc = ERR_CORRUPT; /* shorter than its recorded size */
             if (rc)
                 return rc;
-            crypto_hash_sha256_update(&e->sha, dst + *n, got);
+            hash_update(&e->sha, dst + *n, got);
             e->left -= got;
             *n += got;
             break;

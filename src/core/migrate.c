@@ -38,6 +38,7 @@
 #include "core/svc.h"
 #include "crypto/kr.h"
 #include "crypto/secret.h"
+#include "crypto/hash.h"
 
 #define REC_OUT "migout"
 #define REC_IN "migin"
@@ -299,7 +300,7 @@ static int
 leaves_add(struct leaves *l, const char *service, const char *name, size_t namelen,
            struct slice data, bool sized)
 {
-    uint8_t h[crypto_hash_sha256_BYTES];
+    uint8_t h[HASH_SHA256_LEN];
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
         struct buf *v = realloc(l->v, cap * sizeof(*v));
@@ -310,7 +311,7 @@ leaves_add(struct leaves *l, const char *service, const char *name, size_t namel
     }
     struct buf *b = &l->v[l->n];
     buf_init(b, STORE_SERVICE_MAX + OBJ_NAME_MAX + sizeof(h) + 2 + 8);
-    crypto_hash_sha256(h, data.p ? data.p : (const uint8_t *)"", data.len);
+    hash_sha256(h, data.p, data.len);
     int rc = buf_add(b, service, strlen(service) + 1);
     if (!rc)
         rc = buf_add(b, name, namelen);
@@ -426,7 +427,7 @@ leaves_settle(struct leaves *l, uint64_t *objects, uint64_t *bytes)
             continue;
         }
         if (k > 0 && l->v[k - 1].len == x->len &&
-            !memcmp(l->v[k - 1].data, x->data, x->len - 8 - crypto_hash_sha256_BYTES)) {
+            !memcmp(l->v[k - 1].data, x->data, x->len - 8 - HASH_SHA256_LEN)) {
             for (size_t j = k; j < i; j++) /* moved or released */
                 memset(&l->v[j], 0, sizeof(l->v[j]));
             return ERR_CONFLICT;

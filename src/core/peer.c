@@ -20,6 +20,7 @@
 #include "base/util.h"
 #include "core/peer.h"
 #include "crypto/kr.h"
+#include "crypto/hash.h"
 
 #define NONCE_SLOTS (1u << 16)
 #define NONCE_PROBE 64
@@ -91,9 +92,9 @@ static int
 peer_message(struct buf *m, const char *method, const char *path, const char *from, const char *to,
              const char *time, const char *nonce, struct slice body)
 {
-    uint8_t h[crypto_hash_sha256_BYTES];
+    uint8_t h[HASH_SHA256_LEN];
     char hex[2 * sizeof(h) + 1];
-    crypto_hash_sha256(h, body.p ? body.p : (const uint8_t *)"", body.len);
+    hash_sha256(h, body.p, body.len);
     hex_encode(hex, h, sizeof(h));
     return buf_addf(m, "oikos-peer-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%s", method, path, from, to, time,
                     nonce, hex);

@@ -21,6 +21,7 @@
 #include "crypto/kr.h"
 #include "crypto/secret.h"
 #include "store/store.h"
+#include "crypto/hash.h"
 
 struct region {
     const struct config *cfg;
@@ -256,7 +257,7 @@ region_route(struct region *r, const char *s, char sep, char name[REGION_NAME_MA
 void
 region_token_hash(uint8_t out[32], const char *token)
 {
-    crypto_hash_sha256(out, (const uint8_t *)token, strlen(token));
+    hash_sha256(out, token, strlen(token));
 }
 
 void

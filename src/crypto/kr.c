@@ -32,6 +32,7 @@
 #include "crypto/aead.h"
 #include "crypto/kr.h"
 #include "crypto/sss.h"
+#include "crypto/hash.h"
 
 #define KR_KEY_LEN 32
 #define KR_INIT_ID_LEN 8
@@ -92,7 +93,7 @@ struct kr_held {
 struct kr_scratch {
     uint8_t ys[KR_MAX_SHARES * KR_KEY_LEN];
     uint8_t raw[KR_SHARE_RAW_LEN];
-    uint8_t digest[crypto_hash_sha256_BYTES];
+    uint8_t digest[HASH_SHA256_LEN];
     uint8_t sub[KR_KEY_LEN];
     uint8_t kcv[KR_HASH_LEN];
     uint8_t commit_in[KR_INIT_ID_LEN + 1 + KR_KEY_LEN];
@@ -189,7 +190,7 @@ encode_share(char *out, const uint8_t init_id[KR_INIT_ID_LEN], unsigned k, uint8
     r[KR_SHARE_OFF_K] = (uint8_t)k;
     r[KR_SHARE_OFF_X] = x;
     memcpy(r + KR_SHARE_OFF_Y, y, KR_KEY_LEN);
-    crypto_hash_sha256(s->digest, r, KR_SHARE_BODY_LEN);
+    hash_sha256(s->digest, r, KR_SHARE_BODY_LEN);
     memcpy(r + KR_SHARE_BODY_LEN, s->digest, KR_CHECK_LEN);
 
     memcpy(out, KR_SHARE_PREFIX, KR_SHARE_PREFIX_LEN);
@@ -231,7 +232,7 @@ parse_share(struct kr *kr, struct kr_scratch *s, const char *text, uint8_t *x)
                       len - KR_SHARE_PREFIX_LEN) != 0 ||
         rawlen != KR_SHARE_RAW_LEN || r[0] != KR_SHARE_VERSION)
         return ERR_BAD_SHARE;
-    crypto_hash_sha256(s->digest, r, KR_SHARE_BODY_LEN);
+    hash_sha256(s->digest, r, KR_SHARE_BODY_LEN);
     bool check_ok = sodium_memcmp(s->digest, r + KR_SHARE_BODY_LEN, KR_CHECK_LEN) == 0;
     sodium_memzero(s->digest, sizeof(s->digest));
     if (!check_ok)
