@@ -146,6 +146,13 @@ const struct store_migration store_migrations[] = {
      * country's accounts moving away fill with millions of rows.
      */
     {50, "CREATE INDEX purges_queued ON purges (queued, account, version);"},
+    /*
+     * Chunks kept outside the rows: the SQLite back-end writes chunks of
+     * large objects to files and keeps here where each one starts and how
+     * long it is (NULL: the chunk is in data). PostgreSQL leaves them NULL.
+     */
+    {60, "ALTER TABLE chunks ADD COLUMN foff BIGINT;"
+         "ALTER TABLE chunks ADD COLUMN flen BIGINT;"},
 };
 
 const size_t store_migrations_len = ARRAY_SIZE(store_migrations);

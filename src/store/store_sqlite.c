@@ -24,6 +24,22 @@
  * puts it back. WAL lets them read a consistent snapshot while the writer
  * writes. Every connection caches its prepared statements.
  *
+ * Chunks of SQ_FILE_MIN bytes or more (the chunks of large objects) are not
+ * stored in the database but in chunk files, one per object version, in
+ * the directory PATH.chunks: the row keeps the chunk's offset and length in
+ * the file. A large object is so written to disk once (not to the WAL and
+ * again by the checkpoint) and read back with one pread per chunk (not one
+ * per 4 KiB page). The files hold the same sealed bytes the rows would.
+ * Order of writes: the writer appends a chunk to its file before its row
+ * is committed, and fdatasyncs every file written since the last time (and
+ * the directory, if it created one) before it commits a transaction that
+ * stores an object, so that no object row reaches the disk before its
+ * chunks. A file is unlinked only once no row refers to it and the
+ * deletion is durable (sq_files_gone, between groups), and files that no
+ * row refers to are removed at start (sq_orphans_delete): crashes leave
+ * nothing behind. Files are unlinked, not overwritten: their blocks hold
+ * ciphertext only (see docs/internals/STORE.md).
+ *
  * A lock file (PATH-lock, flock) keeps a second store, in this process or
  * another, from opening the same database: the seq counter and the live
  * counters assume a single writer.
@@ -36,22 +52,28 @@
  */
 #include "base/common.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "store/store_int.h"
 
-#define SQ_BUSY_MS 10000              /* busy_timeout of every connection */
-#define SQ_WAL_IDLE_PAGES 4000        /* checkpoint when idle past this */
-#define SQ_WAL_MAX_PAGES 16384        /* checkpoint even when busy past this */
-#define SQ_WAL_TAIL_PAGES 2048        /* the writer copies at most this many itself */
-#define SQ_WAL_HARD_PAGES 65536       /* past this the writer checkpoints between groups */
-#define SQ_WAL_LIMIT_BYTES "67108864" /* journal_size_limit: 64 MiB */
-#define SQ_POOL_IDLE_MAX 64           /* idle readers kept open */
+#define SQ_BUSY_MS 10000                     /* busy_timeout of every connection */
+#define SQ_WAL_IDLE_PAGES 4000               /* checkpoint when idle past this */
+#define SQ_WAL_MAX_PAGES 16384               /* checkpoint even when busy past this */
+#define SQ_WAL_TAIL_PAGES 2048               /* the writer copies at most this many itself */
+#define SQ_WAL_HARD_PAGES 65536              /* past this the writer checkpoints between groups */
+#define SQ_WAL_LIMIT_BYTES "67108864"        /* journal_size_limit: 64 MiB */
+#define SQ_POOL_IDLE_MAX 64                  /* idle readers kept open */
+#define SQ_FILE_MIN (64 * 1024)              /* chunks this long go to a chunk file */
+#define SQ_FILE_NAME_MAX (STORE_ID_MAX + 24) /* "<account>.<16 hex digits>" */
+#define SQ_FILES_OPEN_MAX 64                 /* files written and not yet synced */
 
 /* Cached statements; each connection prepares one the first time it is used. */
 enum sq_stmt {
@@ -101,6 +123,7 @@ enum sq_stmt {
     SQ_OBJECT_TOMBSTONE,
     SQ_CHUNK_PUT,
     SQ_CHUNKS_DELETE,
+    SQ_CHUNKS_ANY,
     SQ_REC_INSERT,
     SQ_REC_PUT,
     SQ_REC_DELETE,
@@ -142,7 +165,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_OBJECT_GET] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
                       " deleted FROM objects"
                       " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
-    [SQ_CHUNK_GET] = "SELECT data FROM chunks WHERE account = ?1 AND version = ?2 AND idx = ?3",
+    [SQ_CHUNK_GET] = "SELECT data, foff, flen FROM chunks"
+                     " WHERE account = ?1 AND version = ?2 AND idx = ?3",
     [SQ_FEED] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
                 " deleted FROM objects"
                 " WHERE account = ?1 AND service = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
@@ -175,9 +199,12 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_OBJECT_TOMBSTONE] = "UPDATE objects SET seq = ?4, mtime = ?5, size = 0, chunks = 0,"
                             " deleted = 1"
                             " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
-    [SQ_CHUNK_PUT] = "INSERT INTO chunks (account, version, idx, data) VALUES (?1, ?2, ?3, ?4)"
-                     " ON CONFLICT (account, version, idx) DO UPDATE SET data = excluded.data",
-    [SQ_CHUNKS_DELETE] = "DELETE FROM chunks WHERE account = ?1 AND version = ?2",
+    [SQ_CHUNK_PUT] = "INSERT INTO chunks (account, version, idx, data, foff, flen)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     " ON CONFLICT (account, version, idx) DO UPDATE SET data = excluded.data,"
+                     " foff = excluded.foff, flen = excluded.flen",
+    [SQ_CHUNKS_DELETE] = "DELETE FROM chunks WHERE account = ?1 AND version = ?2 RETURNING foff",
+    [SQ_CHUNKS_ANY] = "SELECT 1 FROM chunks WHERE account = ?1 AND version = ?2 LIMIT 1",
     [SQ_REC_GET] = "SELECT val FROM records WHERE account = ?1 AND kind = ?2 AND rkey = ?3",
     [SQ_REC_LIST] = "SELECT rkey, val FROM records WHERE account = ?1 AND kind = ?2 ORDER BY rkey",
     [SQ_SESSIONS_OF] = "SELECT token_hash, created, expires FROM sessions WHERE account = ?1"
@@ -302,6 +329,22 @@ struct store_sqlite {
     bool ck_ready, ck_kicked, ck_closing, ck_busy;
     int ck_copied;   /* frames copied by the last checkpoint; under ck_lock */
     unsigned ck_gen; /* bumped when the WAL starts over; under ck_lock */
+
+    /* chunk files (see the top of this file); all but chunk_dir: writer */
+    char *chunk_dir;     /* PATH.chunks */
+    bool chunk_dir_made; /* exists, and its parent is synced */
+    struct sq_file {
+        char name[SQ_FILE_NAME_MAX];
+        int fd;
+    } files[SQ_FILES_OPEN_MAX]; /* written since their last fdatasync */
+    unsigned nfiles;
+    bool dir_dirty;   /* a file was made since the directory's last fsync */
+    bool txn_objects; /* the open transaction stores an object */
+    struct sq_gone {  /* versions whose chunk files may have lost their rows */
+        char account[STORE_ID_MAX];
+        int64_t version;
+    } * gone;
+    size_t ngone, gone_cap;
 };
 
 static const uint8_t sq_empty[1];
@@ -801,7 +844,7 @@ sq_open(struct store **out, const char *target)
     sqlite3 *db = NULL;
     int src, rc = ERR_NOMEM;
     q->path = strdup(target);
-    if (!q->path)
+    if (!q->path || asprintf(&q->chunk_dir, "%s.chunks", target) < 0)
         goto out;
     if (pthread_mutex_init(&q->pool_lock, NULL))
         goto out;
@@ -883,6 +926,10 @@ sq_close(struct store *s)
             (void)sq_err(q->w.db, rc, "checkpoint truncate");
     }
     sq_conn_close(&q->w);
+    for (unsigned i = 0; i < q->nfiles; i++)
+        close(q->files[i].fd); /* of objects never committed: swept at the next start */
+    free(q->gone);
+    free(q->chunk_dir);
     if (q->wal_fd >= 0)
         close(q->wal_fd);
     if (q->lock_fd >= 0)
@@ -891,6 +938,330 @@ sq_close(struct store *s)
         pthread_mutex_destroy(&q->pool_lock);
     free(q->path);
     free(q);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunk files                                                              */
+
+/*
+ * The name of the chunk file of (account, version) into out: false when
+ * the account id has a character that has no place in a file name (such
+ * an account's chunks stay in the database).
+ */
+static bool
+sq_file_name(char out[SQ_FILE_NAME_MAX], const char *account, int64_t version)
+{
+    size_t n = strlen(account);
+    if (n == 0 || n >= STORE_ID_MAX || account[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = account[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    snprintf(out, SQ_FILE_NAME_MAX, "%s.%016" PRIx64, account, (uint64_t)version);
+    return true;
+}
+
+/* Parses a chunk file's name back; false for anything else. */
+static bool
+sq_file_parse(const char *name, char account[STORE_ID_MAX], int64_t *version)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name || (size_t)(dot - name) >= STORE_ID_MAX || strlen(dot + 1) != 16)
+        return false;
+    uint64_t v = 0;
+    for (const char *p = dot + 1; *p; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    memcpy(account, name, (size_t)(dot - name));
+    account[dot - name] = 0;
+    char again[SQ_FILE_NAME_MAX];
+    *version = (int64_t)v;
+    return sq_file_name(again, account, *version) && !strcmp(again, name);
+}
+
+/* Opens (or makes) the chunk file dir/name; *made if it did not exist. */
+static int
+sq_file_open(struct store_sqlite *q, const char *name, int flags, bool *made, int *fd)
+{
+    struct buf path;
+    buf_init(&path, 4096);
+    int rc = buf_addf(&path, "%s/%s", q->chunk_dir, name);
+    if (rc)
+        goto out;
+    *fd = -1;
+    if (made) {
+        *made = false;
+        *fd = open(path.data, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (*fd >= 0)
+            *made = true;
+        else if (errno != EEXIST)
+            goto fail;
+    }
+    if (*fd < 0)
+        *fd = open(path.data, flags | O_CLOEXEC);
+    if (*fd >= 0)
+        goto out;
+fail:
+    rc = errno == ENOENT ? ERR_NOT_FOUND : ERR_IO;
+    if (rc == ERR_IO)
+        log_err("cannot open chunk file error=\"%s\"", strerror(errno));
+out:
+    buf_release(&path);
+    return rc;
+}
+
+/* fsync of a directory. */
+static int
+sq_dir_sync(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd)) {
+        log_err("cannot sync directory error=\"%s\"", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return ERR_IO;
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * Makes every chunk file written since the last call durable (and the
+ * directory, if a file was made), then closes them. The writer calls it
+ * before committing a transaction that stores an object.
+ */
+static int
+sq_files_sync(struct store_sqlite *q)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < q->nfiles; i++) {
+        if (!rc && fdatasync(q->files[i].fd)) {
+            log_err("cannot sync chunk file error=\"%s\"", strerror(errno));
+            rc = ERR_IO;
+        }
+        close(q->files[i].fd);
+    }
+    q->nfiles = 0;
+    if (!rc && q->dir_dirty) {
+        rc = sq_dir_sync(q->chunk_dir);
+        if (!rc)
+            q->dir_dirty = false;
+    }
+    return rc;
+}
+
+/* Makes PATH.chunks, and its entry durable, the first time it is needed. */
+static int
+sq_chunk_dir_make(struct store_sqlite *q)
+{
+    if (q->chunk_dir_made)
+        return 0;
+    if (mkdir(q->chunk_dir, 0700) && errno != EEXIST) {
+        log_err("cannot make chunk directory error=\"%s\"", strerror(errno));
+        return ERR_IO;
+    }
+    struct buf parent;
+    buf_init(&parent, 4096);
+    int rc = buf_adds(&parent, q->chunk_dir);
+    if (!rc) {
+        char *slash = strrchr(parent.data, '/');
+        if (slash == parent.data)
+            slash[1] = 0;
+        else if (slash)
+            *slash = 0;
+        rc = sq_dir_sync(slash ? parent.data : ".");
+    }
+    buf_release(&parent);
+    if (!rc)
+        q->chunk_dir_made = true;
+    return rc;
+}
+
+/* Appends a chunk to the file of (account, version): *off where it starts. */
+static int
+sq_file_append(struct store_sqlite *q, const char *name, const uint8_t *p, size_t n, int64_t *off)
+{
+    int rc = sq_chunk_dir_make(q);
+    if (rc)
+        return rc;
+    struct sq_file *f = NULL;
+    for (unsigned i = 0; i < q->nfiles && !f; i++)
+        if (!strcmp(q->files[i].name, name))
+            f = &q->files[i];
+    if (!f) {
+        if (q->nfiles == SQ_FILES_OPEN_MAX && (rc = sq_files_sync(q)))
+            return rc;
+        bool made = false;
+        int fd = -1;
+        rc = sq_file_open(q, name, O_WRONLY, &made, &fd);
+        if (rc)
+            return rc;
+        f = &q->files[q->nfiles++];
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        f->fd = fd;
+        q->dir_dirty |= made;
+    }
+    off_t end = lseek(f->fd, 0, SEEK_END);
+    if (end < 0)
+        goto io;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(f->fd, p + done, n - done, end + (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto io;
+        done += (size_t)w;
+    }
+    /* start writing it out now, so that the fdatasync before the object's
+     * commit finds little left to do (a hint: errors show there) */
+    (void)sync_file_range(f->fd, end, (off_t)n, SYNC_FILE_RANGE_WRITE);
+    *off = (int64_t)end;
+    return 0;
+io:
+    log_err("cannot write chunk file error=\"%s\"", strerror(errno));
+    return ERR_IO;
+}
+
+/* Reads len bytes at off of the chunk file of (account, version), appended to out. */
+static int
+sq_file_read(struct store_sqlite *q, const char *account, int64_t version, int64_t off, int64_t len,
+             struct buf *out)
+{
+    char name[SQ_FILE_NAME_MAX];
+    if (off < 0 || len < 0 || !sq_file_name(name, account, version))
+        return ERR_CORRUPT;
+    int rc = buf_grow(out, (size_t)len);
+    if (rc)
+        return rc;
+    int fd = -1;
+    rc = sq_file_open(q, name, O_RDONLY, NULL, &fd);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_CORRUPT : rc;
+    for (size_t done = 0; done < (size_t)len;) {
+        ssize_t r = pread(fd, out->data + out->len + done, (size_t)len - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? ERR_IO : ERR_CORRUPT; /* a short file: not what was written */
+            break;
+        }
+        done += (size_t)r;
+    }
+    close(fd);
+    if (!rc) {
+        out->len += (size_t)len;
+        out->data[out->len] = 0;
+    }
+    return rc;
+}
+
+/* Whether any chunk row of (account, version) is left; < 0 on error. */
+static int
+sq_chunks_any(struct sq_conn *w, const char *account, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, SQ_CHUNKS_ANY, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    sqlite3_bind_int64(st, 2, version);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src == SQLITE_ROW)
+        return 1;
+    return src == SQLITE_DONE ? 0 : sq_err(w->db, src, "chunks_any");
+}
+
+/* Unlinks the chunk file of (account, version) if no row refers to it. */
+static int
+sq_file_drop(struct store_sqlite *q, const char *account, int64_t version)
+{
+    char name[SQ_FILE_NAME_MAX];
+    if (!sq_file_name(name, account, version))
+        return 0;
+    int any = sq_chunks_any(&q->w, account, version);
+    if (any)
+        return any < 0 ? any : 0;
+    struct buf path;
+    buf_init(&path, 4096);
+    int rc = buf_addf(&path, "%s/%s", q->chunk_dir, name);
+    if (!rc && unlink(path.data) && errno != ENOENT) {
+        log_err("cannot unlink chunk file error=\"%s\"", strerror(errno));
+        rc = ERR_IO;
+    }
+    buf_release(&path);
+    return rc;
+}
+
+/*
+ * Between groups: the files of versions whose rows were deleted go, once
+ * the deletions are durable (an fdatasync of the WAL covers every commit
+ * before it). A version whose rows came back (a rolled back transaction)
+ * keeps its file. On an error the rest wait for the next start's sweep.
+ */
+static void
+sq_files_gone(struct store_sqlite *q)
+{
+    if (!q->ngone)
+        return;
+    if (fdatasync(q->wal_fd)) {
+        log_err("cannot sync store wal error=\"%s\"", strerror(errno));
+        return; /* kept for the next round */
+    }
+    for (size_t i = 0; i < q->ngone; i++)
+        (void)sq_file_drop(q, q->gone[i].account, q->gone[i].version);
+    q->ngone = 0;
+}
+
+/* Notes that the rows of (account, version) in a chunk file were deleted. */
+static int
+sq_gone_add(struct store_sqlite *q, const char *account, int64_t version)
+{
+    if (q->ngone && q->gone[q->ngone - 1].version == version &&
+        !strcmp(q->gone[q->ngone - 1].account, account))
+        return 0;
+    if (q->ngone == q->gone_cap) {
+        size_t cap = q->gone_cap ? q->gone_cap * 2 : 16;
+        struct sq_gone *g = realloc(q->gone, cap * sizeof(*g));
+        if (!g)
+            return ERR_NOMEM;
+        q->gone = g;
+        q->gone_cap = cap;
+    }
+    struct sq_gone *g = &q->gone[q->ngone++];
+    snprintf(g->account, sizeof(g->account), "%s", account);
+    g->version = version;
+    return 0;
+}
+
+/* At start: removes the chunk files no row refers to (after a crash). */
+static int
+sq_files_sweep(struct store_sqlite *q, uint64_t *removed)
+{
+    DIR *d = opendir(q->chunk_dir);
+    if (!d)
+        return errno == ENOENT ? 0 : ERR_IO;
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        char account[STORE_ID_MAX];
+        int64_t version;
+        if (!sq_file_parse(e->d_name, account, &version))
+            continue;
+        int any = sq_chunks_any(&q->w, account, version);
+        if (any < 0)
+            rc = any;
+        else if (!any && !(rc = sq_file_drop(q, account, version)))
+            (*removed)++;
+    }
+    closedir(d);
+    return rc;
 }
 
 static int
@@ -923,7 +1294,12 @@ sq_orphans_delete(struct store *s, uint64_t *deleted)
     if (rc)
         return rc;
     *deleted = (uint64_t)sqlite3_changes(db);
-    return 0;
+    /* that DELETE ran with synchronous=FULL: durable, its files may go */
+    uint64_t files = 0;
+    rc = sq_files_sweep(sq(s), &files);
+    if (files)
+        log_info("chunk files without rows removed count=%" PRIu64, files);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1126,11 +1502,19 @@ sq_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx
     sqlite3_bind_int64(st, 2, version);
     sqlite3_bind_int64(st, 3, idx);
     rc = sq_step_one(c, st, "chunk_get");
-    if (rc == 1)
+    int64_t off = -1, len = 0;
+    if (rc == 1 && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+        off = sqlite3_column_int64(st, 1);
+        len = sqlite3_column_int64(st, 2);
+        rc = 0;
+    } else if (rc == 1) {
         rc = sq_col_buf(st, 0, out);
-    else if (rc == 0)
+    } else if (rc == 0) {
         rc = ERR_NOT_FOUND;
+    }
     sq_read_end(s, c, st);
+    if (!rc && off >= 0)
+        rc = sq_file_read(sq(s), account, version, off, len, out);
     return rc;
 }
 
@@ -1706,6 +2090,7 @@ static void
 sq_txn_abort(struct store *s)
 {
     struct store_sqlite *q = sq(s);
+    q->txn_objects = false;
     if (!sqlite3_get_autocommit(q->w.db)) {
         int rc = sq_run(&q->w, SQ_ROLLBACK);
         if (rc)
@@ -1718,6 +2103,10 @@ sq_txn_commit(struct store *s)
 {
     struct store_sqlite *q = sq(s);
     int rc = sq_in_txn(q);
+    /* no object row on disk before its chunks: their files first */
+    if (!rc && q->txn_objects && q->nfiles)
+        rc = sq_files_sync(q);
+    q->txn_objects = false;
     if (!rc)
         rc = sq_run(&q->w, SQ_COMMIT);
     if (rc)
@@ -1759,16 +2148,25 @@ sq_object_find(struct sq_conn *w, const char *account, const char *service,
     return rc;
 }
 
+/* Deletes the chunk rows of a version (w: the writer); notes a chunk file it used. */
 static int
 sq_chunks_delete(struct sq_conn *w, const char *account, int64_t version)
 {
+    struct store_sqlite *q = (struct store_sqlite *)((char *)w - offsetof(struct store_sqlite, w));
     sqlite3_stmt *st = NULL;
     int rc = sq_stmt(w, SQ_CHUNKS_DELETE, &st);
     if (rc)
         return rc;
     sq_bind_text(st, 1, account);
     sqlite3_bind_int64(st, 2, version);
-    return sq_exec_bound(w, st, "chunks_delete");
+    bool file = false;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        file |= sqlite3_column_type(st, 0) != SQLITE_NULL;
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return sq_err(w->db, src, "chunks_delete");
+    return file ? sq_gone_add(q, account, version) : 0;
 }
 
 /* Binds the columns of an object row as ?4 .. ?10. */
@@ -2051,17 +2449,33 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         sq_bind_blob(st, 3, op->u.svckey.wrapped, op->u.svckey.len);
         return sq_exec_bound(w, st, "svckey_insert");
     case STORE_OP_OBJECT_PUT:
+        sq(s)->txn_objects = true;
         return sq_object_put(w, &op->u.object, eff);
     case STORE_OP_OBJECT_DELETE:
         return sq_object_delete(w, op, eff);
-    case STORE_OP_CHUNK_PUT:
+    case STORE_OP_CHUNK_PUT: {
+        const char *account = op->u.chunk.account;
+        char name[SQ_FILE_NAME_MAX];
+        int64_t off = -1;
+        bool to_file =
+            op->u.chunk.len >= SQ_FILE_MIN && sq_file_name(name, account, op->u.chunk.version);
+        if (to_file && (rc = sq_file_append(sq(s), name, op->u.chunk.data, op->u.chunk.len, &off)))
+            return rc;
         if ((rc = sq_stmt(w, SQ_CHUNK_PUT, &st)))
             return rc;
-        sq_bind_text(st, 1, op->u.chunk.account);
+        sq_bind_text(st, 1, account);
         sqlite3_bind_int64(st, 2, op->u.chunk.version);
         sqlite3_bind_int64(st, 3, op->u.chunk.idx);
-        sq_bind_blob(st, 4, op->u.chunk.data, op->u.chunk.len);
+        sq_bind_blob(st, 4, op->u.chunk.data, to_file ? 0 : op->u.chunk.len);
+        if (to_file) {
+            sqlite3_bind_int64(st, 5, off);
+            sqlite3_bind_int64(st, 6, (int64_t)op->u.chunk.len);
+        } else {
+            sqlite3_bind_null(st, 5);
+            sqlite3_bind_null(st, 6);
+        }
         return sq_exec_bound(w, st, "chunk_put");
+    }
     case STORE_OP_CHUNKS_DELETE:
         return sq_chunks_delete(w, op->u.chunks.account, op->u.chunks.version);
     case STORE_OP_REC_INSERT:
@@ -2118,6 +2532,7 @@ static void
 sq_maintain(struct store *s, bool idle)
 {
     struct store_sqlite *q = sq(s);
+    sq_files_gone(q);
     const int frames = q->wal_frames;
     if (frames < (idle ? SQ_WAL_IDLE_PAGES : SQ_WAL_MAX_PAGES))
         return;

@@ -5,8 +5,8 @@
  * store comes from OIKOS_TEST_STORE_URL if set (then all tests share it and
  * use fresh ids, so it need not be empty); otherwise each test gets an SQLite
  * file in a fresh mkdtemp directory, and a few SQLite-only checks run too
- * (the lock against a second opener, and that deleted ciphertext is gone
- * from the file).
+ * (the lock against a second opener, that deleted ciphertext is gone
+ * from the file, and the chunk files of large objects).
  *
  * Worker threads never call cmocka assertions (they are not thread-safe):
  * they count failures, and the test thread asserts on the counts.
@@ -1623,6 +1623,111 @@ file_size(const char *path)
     return stat(path, &st) ? -1 : (long)st.st_size;
 }
 
+/* The path of the chunk file of (acct, version) in f's SQLite store. */
+static void
+chunk_file(const struct fix *f, char *out, size_t cap, const char *acct, int64_t version)
+{
+    snprintf(out, cap, "%s/store.db.chunks/%s.%016llx", f->dir, acct, (unsigned long long)version);
+}
+
+/*
+ * SQLite keeps chunks of 64 KiB and more in a file per object version: the
+ * bytes are there and not in the database, they read back across a
+ * reopen, and the file goes once no row refers to it (a replaced object,
+ * an upload without its object row, a stray file after a crash).
+ */
+static void
+test_sqlite_chunk_files(void **state)
+{
+    struct fix *f = *state;
+    if (!f->own_dir)
+        skip();
+    char db[PATH_MAX + 16], wal[PATH_MAX + 16], big[PATH_MAX * 2], small[PATH_MAX * 2];
+    char newer[PATH_MAX * 2], orphan[PATH_MAX * 2], stray[PATH_MAX * 2], other[PATH_MAX * 2];
+    snprintf(db, sizeof(db), "%s/store.db", f->dir);
+    snprintf(wal, sizeof(wal), "%s/store.db-wal", f->dir);
+    const char *acct = "t-cf";
+    const size_t len = 100000;
+
+    OK(put_object(f->s, acct, "photos", 1, 11, 3, len, false, NULL, NULL));
+    OK(put_object(f->s, acct, "photos", 2, 12, 1, 100, true, NULL, NULL));
+    chunk_file(f, big, sizeof(big), acct, 11);
+    chunk_file(f, small, sizeof(small), acct, 12);
+    assert_int_equal(file_size(big), 3 * (long)len);
+    assert_int_equal(file_size(small), -1); /* small chunks stay in rows */
+    struct stat st;
+    OK(stat(big, &st));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(other, sizeof(other), "%s/store.db.chunks", f->dir);
+    OK(stat(other, &st));
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* the chunk bytes are in the file only */
+    uint8_t *want = malloc(len);
+    assert_non_null(want);
+    chunk_fill(want, len, 11, 1);
+    char needle[65];
+    memcpy(needle, want + 1000, 64);
+    needle[64] = 0;
+    free(want);
+    assert_int_equal(strlen(needle), 64); /* the pattern has no zero byte there */
+    assert_true(file_contains(big, needle));
+    reopen(f);
+    assert_false(file_contains(db, needle));
+    assert_false(file_contains(wal, needle));
+    for (uint32_t i = 0; i < 3; i++)
+        OK(check_chunk(f->s, acct, 11, i, len));
+    OK(check_chunk(f->s, acct, 12, 0, 100));
+
+    /* replaced: the old version's file goes once the deletion is durable
+     * (between the writer's groups: after the next commit at the latest) */
+    OK(put_object(f->s, acct, "photos", 1, 13, 2, len, true, NULL, NULL));
+    OK(meta_put(f->s, "t-cf-after", "x"));
+    assert_int_equal(file_size(big), -1);
+    chunk_file(f, newer, sizeof(newer), acct, 13);
+    assert_int_equal(file_size(newer), 2 * (long)len);
+    assert_int_equal(store_chunk_get(f->s, acct, 11, 0, &(struct buf){0}), ERR_NOT_FOUND);
+    OK(check_chunk(f->s, acct, 13, 1, len));
+
+    /* an upload that never got its object row, and a stray file: both go
+     * at the next start; a file of another name stays */
+    struct store_batch *b;
+    uint8_t *data = calloc(1, len);
+    assert_non_null(data);
+    OK(store_batch_new(&b));
+    OK(store_batch_chunk_put(b, acct, 14, 0, SLICE(data, len)));
+    OK(store_commit(f->s, b, true));
+    store_batch_free(b);
+    free(data);
+    chunk_file(f, orphan, sizeof(orphan), acct, 14);
+    assert_int_equal(file_size(orphan), (long)len);
+    chunk_file(f, stray, sizeof(stray), "t-gone", 5);
+    snprintf(other, sizeof(other), "%s/store.db.chunks/README", f->dir);
+    FILE *fp = fopen(stray, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    fp = fopen(other, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    reopen(f);
+    assert_int_equal(file_size(orphan), -1);
+    assert_int_equal(file_size(stray), -1);
+    assert_int_equal(file_size(other), 0);
+    assert_int_equal(file_size(newer), 2 * (long)len);
+    OK(check_chunk(f->s, acct, 13, 0, len));
+
+    /* deleted: its file goes too */
+    OK(delete_object(f->s, acct, "photos", 1, 2, NULL));
+    OK(meta_put(f->s, "t-cf-after", "y"));
+    assert_int_equal(file_size(newer), -1);
+
+    /* a file cut short (not what was written): the read says so */
+    OK(put_object(f->s, acct, "photos", 3, 15, 1, len, true, NULL, NULL));
+    chunk_file(f, big, sizeof(big), acct, 15);
+    OK(truncate(big, (off_t)len / 2));
+    assert_int_equal(check_chunk(f->s, acct, 15, 0, len), ERR_CORRUPT);
+}
+
 /*
  * The frames of a WAL's current log: those from the start of the file that
  * carry the salts of its header (a WAL that starts over gets new salts and
@@ -1744,6 +1849,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_keeps_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_secure_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_chunk_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_checkpoint_under_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
