@@ -5,7 +5,10 @@
  *
  * Write path: obj_put_begin gets the service key (consent is checked there)
  * and picks a random version; full chunks are sealed and staged in
- * non-durable commits as they arrive; obj_put_finish commits the last chunk
+ * non-durable commits as they arrive, each one submitted to the store's
+ * writer while the next one is received (at most one in flight per
+ * upload; the next chunk, the finish or the free waits for it first);
+ * obj_put_finish commits the last chunk
  * with the object row in one durable commit, which also makes the staged
  * chunks durable. A crash before it leaves only orphan chunks, which the
  * store removes when it next opens.
@@ -36,9 +39,10 @@ struct obj_put {
     size_t chunk;
     uint8_t *pending; /* plaintext of the chunk being filled */
     size_t pending_len;
-    uint8_t *sealed; /* one sealed chunk */
-    uint32_t staged; /* chunks committed so far */
-    uint64_t epoch;  /* consent epoch when the key was taken (consent_fence_*) */
+    uint8_t *sealed;              /* one sealed chunk */
+    uint32_t staged;              /* chunks committed so far (or in flight) */
+    struct store_batch *inflight; /* the last chunk's commit, submitted */
+    uint64_t epoch;               /* consent epoch when the key was taken (consent_fence_*) */
     bool finished;
     bool key_borrowed; /* the key is an obj_view's (obj_view_put) */
 };
@@ -282,7 +286,19 @@ out:
     return 0;
 }
 
-/* Seals the pending bytes as chunk p->staged and commits it. */
+/* Waits for the chunk commit in flight, if any: its result. */
+static int
+put_settle(struct obj_put *p)
+{
+    if (!p->inflight)
+        return 0;
+    int rc = store_wait(p->inflight);
+    store_batch_free(p->inflight);
+    p->inflight = NULL;
+    return rc;
+}
+
+/* Seals the pending bytes as chunk p->staged and adds it to b. */
 static int
 put_flush(struct obj_put *p, bool last, struct store_batch *b)
 {
@@ -329,14 +345,17 @@ obj_put_write(struct obj_put *p, const uint8_t *data, size_t len)
                 continue;
             }
             struct store_batch *b = NULL;
-            int rc = store_batch_new(&b);
+            int rc = put_settle(p);
+            if (!rc)
+                rc = store_batch_new(&b);
             if (!rc)
                 rc = put_flush(p, false, b);
-            if (!rc)
-                rc = store_commit(region_store(p->r), b, false);
-            store_batch_free(b);
-            if (rc)
+            if (rc) {
+                store_batch_free(b);
                 return rc;
+            }
+            store_submit(region_store(p->r), b, false);
+            p->inflight = b;
         }
         size_t take = p->chunk - p->pending_len;
         if (take > len)
@@ -390,9 +409,12 @@ obj_put_finish_ops(struct obj_put *p, struct obj_info *info, obj_batch_cb ops, v
         return ERR_INVAL;
     if (p->announced != UINT64_MAX && p->received != p->announced)
         return ERR_INVAL;
+    int rc = put_settle(p);
+    if (rc)
+        return rc;
     p->o.size = p->received;
     p->o.mtime = clock_now();
-    int rc = store_batch_new(&b);
+    rc = store_batch_new(&b);
     if (!rc)
         rc = put_flush(p, true, b);
     if (!rc) {
@@ -422,6 +444,7 @@ obj_put_free(struct obj_put *p)
 {
     if (!p)
         return;
+    (void)put_settle(p); /* its chunk is deleted below with the others */
     if (!p->finished && p->staged > 0) {
         struct store_batch *b = NULL;
         int rc = store_batch_new(&b);

@@ -1131,22 +1131,35 @@ writer_may_take(const struct store *s)
            (!s->syncing || s->queued_eager || s->queued >= STORE_GROUP_MAX || s->closing);
 }
 
-int
-store_commit(struct store *s, struct store_batch *b, bool durable)
+/* Settles b at once with rc, as the writer would. */
+static void
+batch_settle(struct store_batch *b, int rc)
+{
+    b->result = rc;
+    sem_post(&b->done);
+}
+
+void
+store_submit(struct store *s, struct store_batch *b, bool durable)
 {
     b->replaced = 0;
     b->seq = 0;
     b->count = 0;
     b->audit_index = -1;
-    if (b->n == 0)
-        return 0;
-    if ((b->v2 && s->ops->version < 2) || (b->v3 && s->ops->version < 3))
-        return ERR_UNAVAILABLE;
+    if (b->n == 0) {
+        batch_settle(b, 0);
+        return;
+    }
+    if ((b->v2 && s->ops->version < 2) || (b->v3 && s->ops->version < 3)) {
+        batch_settle(b, ERR_UNAVAILABLE);
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->closing || s->failed) {
         int rc = s->closing ? ERR_UNAVAILABLE : ERR_IO;
         pthread_mutex_unlock(&s->lock);
-        return rc;
+        batch_settle(b, rc);
+        return;
     }
     b->durable = durable;
     b->result = 0;
@@ -1159,9 +1172,21 @@ store_commit(struct store *s, struct store_batch *b, bool durable)
     if (writer_may_take(s))
         pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
+}
+
+int
+store_wait(struct store_batch *b)
+{
     while (sem_wait(&b->done))
         BUG_ON(errno != EINTR);
     return b->result;
+}
+
+int
+store_commit(struct store *s, struct store_batch *b, bool durable)
+{
+    store_submit(s, b, durable);
+    return store_wait(b);
 }
 
 /* ------------------------------------------------------------------------ */

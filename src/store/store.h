@@ -321,6 +321,16 @@ MUST_CHECK int store_batch_compact(struct store_batch *b);
  * batch is applied. The batch stays owned by the caller.
  */
 MUST_CHECK int store_commit(struct store *s, struct store_batch *b, bool durable);
+/**
+ * store_commit in two halves, so that the caller can go on while the
+ * writer applies the batch: store_submit queues it (or, when the store is
+ * closing or failed, or the batch is empty, settles it at once), and
+ * store_wait waits for it and returns what store_commit would have. Until
+ * store_wait returns the batch belongs to the store; every submitted batch
+ * is waited for before it is freed or submitted again.
+ */
+void store_submit(struct store *s, struct store_batch *b, bool durable);
+MUST_CHECK int store_wait(struct store_batch *b);
 /** After a successful commit: how many object_put ops replaced a live object. */
 unsigned store_batch_replaced(const struct store_batch *b);
 /** After a successful commit: the seq assigned to the last object op. */

@@ -958,6 +958,51 @@ test_read_during_write(void **state)
 /* ------------------------------------------------------------------------ */
 /* Batches                                                                  */
 
+/*
+ * store_submit / store_wait: batches in flight together commit in the
+ * order submitted, each gives its own result (a failing one does not touch
+ * the others), an empty batch settles at once, and a batch can be reused.
+ */
+static void
+test_submit_wait(void **state)
+{
+    struct fix *f = *state;
+    struct store *s = f->s;
+    char acct[STORE_ID_MAX], key[STORE_META_KEY_MAX];
+    uid(acct, "sw");
+    uid(key, "swk");
+    struct store_account a = mkaccount(acct);
+    OK(account_insert(s, &a));
+    struct store_batch *b[4];
+    for (int i = 0; i < 4; i++)
+        OK(store_batch_new(&b[i]));
+    OK(store_batch_chunk_put(b[0], acct, 5, 0, SLICE_STR("chunk-0")));
+    OK(store_batch_account_insert(b[1], &a)); /* taken: fails alone */
+    OK(store_batch_chunk_put(b[2], acct, 5, 1, SLICE_STR("chunk-1")));
+    for (int i = 0; i < 4; i++) /* b[3] is empty */
+        store_submit(s, b[i], i == 2);
+    assert_int_equal(store_wait(b[3]), 0);
+    assert_int_equal(store_wait(b[2]), 0);
+    assert_int_equal(store_wait(b[1]), ERR_EXISTS);
+    assert_int_equal(store_wait(b[0]), 0);
+    struct buf v;
+    buf_init(&v, 100);
+    OK(store_chunk_get(s, acct, 5, 0, &v));
+    assert_memory_equal(v.data, "chunk-0", 7);
+    OK(store_chunk_get(s, acct, 5, 1, &v));
+    assert_memory_equal(v.data, "chunk-1", 7);
+
+    /* reused once waited for: store_commit is submit then wait */
+    OK(store_batch_meta_put(b[3], key, SLICE_STR("again")));
+    store_submit(s, b[3], true);
+    OK(store_wait(b[3]));
+    OK(store_meta_get(s, key, &v));
+    assert_string_equal(v.data, "again");
+    buf_release(&v);
+    for (int i = 0; i < 4; i++)
+        store_batch_free(b[i]);
+}
+
 static void
 test_batch_atomic(void **state)
 {
@@ -1839,6 +1884,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_during_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_replaced_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
