@@ -339,6 +339,7 @@ struct store_sqlite {
     } files[SQ_FILES_OPEN_MAX]; /* written since their last fdatasync */
     unsigned nfiles;
     bool dir_dirty;   /* a file was made since the directory's last fsync */
+    int files_failed; /* a chunk file's sync failed: every later commit fails */
     bool txn_objects; /* the open transaction stores an object */
     struct sq_gone {  /* versions whose chunk files may have lost their rows */
         char account[STORE_ID_MAX];
@@ -1034,12 +1035,15 @@ sq_dir_sync(const char *dir)
 /*
  * Makes every chunk file written since the last call durable (and the
  * directory, if a file was made), then closes them. The writer calls it
- * before committing a transaction that stores an object.
+ * before committing a transaction that stores an object. A failed sync
+ * leaves the disk in doubt (the kernel may have dropped the pages it could
+ * not write and will not say so again): like a failed sync of the WAL, it
+ * makes the store refuse every later commit.
  */
 static int
 sq_files_sync(struct store_sqlite *q)
 {
-    int rc = 0;
+    int rc = q->files_failed;
     for (unsigned i = 0; i < q->nfiles; i++) {
         if (!rc && fdatasync(q->files[i].fd)) {
             log_err("cannot sync chunk file error=\"%s\"", strerror(errno));
@@ -1052,6 +1056,10 @@ sq_files_sync(struct store_sqlite *q)
         rc = sq_dir_sync(q->chunk_dir);
         if (!rc)
             q->dir_dirty = false;
+    }
+    if (rc && !q->files_failed) {
+        log_err("chunk file sync failed, refusing further commits");
+        q->files_failed = rc;
     }
     return rc;
 }
@@ -2104,6 +2112,8 @@ sq_txn_commit(struct store *s)
     struct store_sqlite *q = sq(s);
     int rc = sq_in_txn(q);
     /* no object row on disk before its chunks: their files first */
+    if (!rc && q->files_failed)
+        rc = q->files_failed;
     if (!rc && q->txn_objects && q->nfiles)
         rc = sq_files_sync(q);
     q->txn_objects = false;
