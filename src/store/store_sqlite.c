@@ -2158,11 +2158,11 @@ sq_object_find(struct sq_conn *w, const char *account, const char *service,
     return rc;
 }
 
-/* Deletes the chunk rows of a version (w: the writer); notes a chunk file it used. */
+/* Deletes the chunk rows of a version; notes a chunk file they used. */
 static int
-sq_chunks_delete(struct sq_conn *w, const char *account, int64_t version)
+sq_chunks_delete(struct store_sqlite *q, const char *account, int64_t version)
 {
-    struct store_sqlite *q = (struct store_sqlite *)((char *)w - offsetof(struct store_sqlite, w));
+    struct sq_conn *w = &q->w;
     sqlite3_stmt *st = NULL;
     int rc = sq_stmt(w, SQ_CHUNKS_DELETE, &st);
     if (rc)
@@ -2198,8 +2198,9 @@ sq_bind_object(sqlite3_stmt *st, const struct store_object *o)
  * statement); if the name has a row, reads it and updates it.
  */
 static int
-sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effect *eff)
+sq_object_put(struct store_sqlite *q, const struct store_object *o, struct store_effect *eff)
 {
+    struct sq_conn *w = &q->w;
     int64_t old_version = 0, old_size = 0;
     bool old_deleted = false;
     sqlite3_stmt *st = NULL;
@@ -2234,13 +2235,14 @@ sq_object_put(struct sq_conn *w, const struct store_object *o, struct store_effe
     eff->replaced = true;
     eff->bytes = (int64_t)o->size - old_size;
     if (old_version != o->version)
-        rc = sq_chunks_delete(w, o->account, old_version);
+        rc = sq_chunks_delete(q, o->account, old_version);
     return rc;
 }
 
 static int
-sq_object_delete(struct sq_conn *w, const struct store_op *op, struct store_effect *eff)
+sq_object_delete(struct store_sqlite *q, const struct store_op *op, struct store_effect *eff)
 {
+    struct sq_conn *w = &q->w;
     int64_t old_version = 0, old_size = 0;
     bool old_deleted = false;
     sqlite3_stmt *st = NULL;
@@ -2261,7 +2263,7 @@ sq_object_delete(struct sq_conn *w, const struct store_op *op, struct store_effe
         return rc;
     eff->objects = -1;
     eff->bytes = -old_size;
-    return sq_chunks_delete(w, op->u.del.account, old_version);
+    return sq_chunks_delete(q, op->u.del.account, old_version);
 }
 
 /* Consent, retention, erasure: the writer's side (version 2) --------------- */
@@ -2396,7 +2398,7 @@ sq_apply_v2(struct store *s, const struct store_op *op, struct store_effect *eff
     case STORE_OP_ACTIVITY_PUT:
         return sq_acct_exec(w, SQ_ACTIVITY_PUT, account, NULL, n, NULL);
     case STORE_OP_PURGE_DONE:
-        rc = sq_chunks_delete(w, account, n);
+        rc = sq_chunks_delete(sq(s), account, n);
         if (!rc)
             rc = sq_acct_exec(w, SQ_PURGE_DEQUEUE, account, NULL, n, NULL);
         return rc;
@@ -2460,9 +2462,9 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         return sq_exec_bound(w, st, "svckey_insert");
     case STORE_OP_OBJECT_PUT:
         sq(s)->txn_objects = true;
-        return sq_object_put(w, &op->u.object, eff);
+        return sq_object_put(sq(s), &op->u.object, eff);
     case STORE_OP_OBJECT_DELETE:
-        return sq_object_delete(w, op, eff);
+        return sq_object_delete(sq(s), op, eff);
     case STORE_OP_CHUNK_PUT: {
         const char *account = op->u.chunk.account;
         char name[SQ_FILE_NAME_MAX];
@@ -2487,7 +2489,7 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
         return sq_exec_bound(w, st, "chunk_put");
     }
     case STORE_OP_CHUNKS_DELETE:
-        return sq_chunks_delete(w, op->u.chunks.account, op->u.chunks.version);
+        return sq_chunks_delete(sq(s), op->u.chunks.account, op->u.chunks.version);
     case STORE_OP_REC_INSERT:
     case STORE_OP_REC_PUT:
     case STORE_OP_REC_DELETE: {
