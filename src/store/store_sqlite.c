@@ -1186,7 +1186,8 @@ sq_chunks_any(struct sq_conn *w, const char *account, int64_t version)
     return src == SQLITE_DONE ? 0 : sq_err(w->db, src, "chunks_any");
 }
 
-/* Unlinks the chunk file of (account, version) if no row refers to it. */
+/* Unlinks the chunk file of (account, version) if no row refers to it: 1 if
+ * it did (or the file was already gone), 0 if rows are left, < 0 on error. */
 static int
 sq_file_drop(struct store_sqlite *q, const char *account, int64_t version)
 {
@@ -1204,7 +1205,7 @@ sq_file_drop(struct store_sqlite *q, const char *account, int64_t version)
         rc = ERR_IO;
     }
     buf_release(&path);
-    return rc;
+    return rc ? rc : 1;
 }
 
 /*
@@ -1262,11 +1263,11 @@ sq_files_sweep(struct store_sqlite *q, uint64_t *removed)
         int64_t version;
         if (!sq_file_parse(e->d_name, account, &version))
             continue;
-        int any = sq_chunks_any(&q->w, account, version);
-        if (any < 0)
-            rc = any;
-        else if (!any && !(rc = sq_file_drop(q, account, version)))
-            (*removed)++;
+        int dropped = sq_file_drop(q, account, version);
+        if (dropped < 0)
+            rc = dropped;
+        else
+            *removed += (uint64_t)dropped;
     }
     closedir(d);
     return rc;
