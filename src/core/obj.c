@@ -57,6 +57,7 @@ struct obj_put {
  */
 #define OBJ_PREFETCH_MAX 16
 #define OBJ_PREFETCH_HELPERS 2
+#define OBJ_GET_TRIES 3 /* reads of an object's row while it is being replaced */
 
 static atomic_int prefetching;
 
@@ -75,6 +76,7 @@ struct prefetch {
 struct obj_get {
     struct region *r;
     struct store_object o;
+    struct store_chunks *chunks; /* o's, held for the read */
     struct key32 *key;
     struct buf sealed;
     uint8_t *plain;
@@ -492,13 +494,26 @@ obj_get_open(struct obj_get **out, struct region *r, const char *account, const 
             r, &(struct trail){AUDIT_USER, "data.read", account, service, g->o.name_hash, rc});
     if (rc)
         goto out;
-    rc = store_object_get(region_store(r), account, service, g->o.name_hash, &g->o);
+    /* the version read holds its chunks for the whole read; one replaced
+     * between its row and its chunks is read again: the replacement then */
+    for (unsigned tries = 0;; tries++) {
+        rc = store_object_get(region_store(r), account, service, g->o.name_hash, &g->o);
+        if (rc)
+            goto out;
+        if (!aead_available((enum aead_cipher)g->o.cipher) || g->o.chunks == 0) {
+            rc = ERR_CORRUPT;
+            goto out;
+        }
+        rc = store_chunks_open(region_store(r), account, g->o.version, g->o.chunks, &g->chunks);
+        if (rc != ERR_NOT_FOUND)
+            break;
+        if (tries == OBJ_GET_TRIES - 1) {
+            rc = ERR_UNAVAILABLE; /* replaced again and again: try later */
+            goto out;
+        }
+    }
     if (rc)
         goto out;
-    if (!aead_available((enum aead_cipher)g->o.cipher) || g->o.chunks == 0) {
-        rc = ERR_CORRUPT;
-        goto out;
-    }
     /* open the first chunk now: data that does not authenticate (altered,
      * or sealed under a key that was destroyed) fails before any byte goes out */
     rc = get_next_chunk(g);
@@ -527,7 +542,7 @@ chunk_open(struct obj_get *g, uint32_t idx, struct buf *sealed, uint8_t **plain,
 {
     struct buf aad;
     bool last = idx + 1 == g->o.chunks;
-    int rc = store_chunk_get(region_store(g->r), g->o.account, g->o.version, idx, sealed);
+    int rc = store_chunks_read(g->chunks, idx, sealed);
     if (rc == ERR_NOT_FOUND)
         return ERR_CORRUPT;
     if (rc)
@@ -705,7 +720,8 @@ obj_get_free(struct obj_get *g)
 {
     if (!g)
         return;
-    prefetch_stop(g); /* before the key it uses goes */
+    prefetch_stop(g); /* before the key and the chunks it uses go */
+    store_chunks_close(g->chunks);
     key32_free(g->key);
     buf_release(&g->sealed);
     if (g->plain) {

@@ -364,6 +364,62 @@ store_chunk_get(struct store *s, const char *account, int64_t version, uint32_t 
     return s->ops->chunk_get(s, account, version, idx, out);
 }
 
+struct store_chunks {
+    struct store *s;
+    char account[STORE_ID_MAX];
+    int64_t version;
+    uint32_t n;
+    void *held; /* the back-end's, or NULL */
+};
+
+int
+store_chunks_open(struct store *s, const char *account, int64_t version, uint32_t n,
+                  struct store_chunks **out)
+{
+    *out = NULL;
+    if (!str_ok(account, STORE_ID_MAX) || n == 0)
+        return ERR_INVAL;
+    struct store_chunks *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    c->s = s;
+    memcpy(c->account, account, strlen(account) + 1); /* str_ok: it fits */
+    c->version = version;
+    c->n = n;
+    int rc = s->ops->chunks_hold ? s->ops->chunks_hold(s, account, version, n, &c->held) : 0;
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int
+store_chunks_read(struct store_chunks *c, uint32_t idx, struct buf *out)
+{
+    if (idx >= c->n)
+        return ERR_INVAL;
+    buf_reset(out);
+    if (c->held) {
+        int rc = c->s->ops->chunks_held_read(c->s, c->held, idx, out);
+        if (rc != 1)
+            return rc;
+        buf_reset(out);
+    }
+    return c->s->ops->chunk_get(c->s, c->account, c->version, idx, out);
+}
+
+void
+store_chunks_close(struct store_chunks *c)
+{
+    if (!c)
+        return;
+    if (c->held)
+        c->s->ops->chunks_release(c->s, c->held);
+    free(c);
+}
+
 int
 store_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
            store_feed_cb cb, void *ctx)

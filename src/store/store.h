@@ -109,6 +109,31 @@ MUST_CHECK int store_chunk_get(struct store *s, const char *account, int64_t ver
                                struct buf *out);
 
 /**
+ * The chunks of one object version, held for a read that takes a while (a
+ * download streams for as long as its client reads). What the open found
+ * stays readable through the handle after the version is replaced or
+ * deleted, where the back-end can hold it: the SQLite back-end keeps the
+ * version's chunk file open (chunks kept in rows, and the PostgreSQL
+ * back-end, look each chunk up when it is read, and a version replaced
+ * meanwhile reads ERR_NOT_FOUND there).
+ */
+struct store_chunks;
+/**
+ * Holds chunks 0..n-1 of (account, version). ERR_NOT_FOUND if the back-end
+ * can tell that the version has no chunks (it was replaced or deleted since
+ * its object row was read: read the row again).
+ */
+MUST_CHECK int store_chunks_open(struct store *s, const char *account, int64_t version, uint32_t n,
+                                 struct store_chunks **out);
+/**
+ * Reads chunk idx (< n) into out (reset first). Reads of different chunks
+ * of one handle may run at once from different threads.
+ */
+MUST_CHECK int store_chunks_read(struct store_chunks *c, uint32_t idx, struct buf *out);
+/** Lets go of c (NULL is fine). */
+void store_chunks_close(struct store_chunks *c);
+
+/**
  * Called once per row of a change feed, in increasing seq order. The object
  * is borrowed for the call. Return non-zero to stop (store_feed returns it).
  */

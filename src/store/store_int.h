@@ -246,6 +246,16 @@ struct store_ops {
                       const uint8_t name_hash[STORE_HASH_LEN], struct store_object *out);
     int (*chunk_get)(struct store *s, const char *account, int64_t version, uint32_t idx,
                      struct buf *out);
+    /**
+     * Optional (NULL: store_chunks_read uses chunk_get). Holds what the
+     * back-end can of the n chunks of (account, version) in *held;
+     * ERR_NOT_FOUND if it has none.
+     */
+    int (*chunks_hold)(struct store *s, const char *account, int64_t version, uint32_t n,
+                       void **held);
+    /** Reads chunk idx through held: 1 if held has not got it (chunk_get then). */
+    int (*chunks_held_read)(struct store *s, void *held, uint32_t idx, struct buf *out);
+    void (*chunks_release)(struct store *s, void *held);
     /** limit is at least 1. */
     int (*feed)(struct store *s, const char *account, const char *service, int64_t since,
                 size_t limit, store_feed_cb cb, void *ctx);

@@ -71,6 +71,7 @@
 #define SQ_WAL_HARD_PAGES 65536              /* past this the writer checkpoints between groups */
 #define SQ_WAL_LIMIT_BYTES "67108864"        /* journal_size_limit: 64 MiB */
 #define SQ_POOL_IDLE_MAX 64                  /* idle readers kept open */
+#define SQ_HOLD_CHUNKS_MAX (1u << 20)        /* chunks a held read locates at once */
 #define SQ_FILE_MIN (64 * 1024)              /* chunks this long go to a chunk file */
 #define SQ_FILE_NAME_MAX (STORE_ID_MAX + 24) /* "<account>.<16 hex digits>" */
 #define SQ_FILES_OPEN_MAX 64                 /* files written and not yet synced */
@@ -84,6 +85,7 @@ enum sq_stmt {
     SQ_SVCKEY_GET,
     SQ_OBJECT_GET,
     SQ_CHUNK_GET,
+    SQ_CHUNKS_LIST,
     SQ_FEED,
     SQ_REC_GET,
     SQ_REC_LIST,
@@ -167,6 +169,7 @@ static const char *const sq_sql[SQ_NSTMT] = {
                       " WHERE account = ?1 AND service = ?2 AND name_hash = ?3",
     [SQ_CHUNK_GET] = "SELECT data, foff, flen FROM chunks"
                      " WHERE account = ?1 AND version = ?2 AND idx = ?3",
+    [SQ_CHUNKS_LIST] = "SELECT idx, foff, flen FROM chunks WHERE account = ?1 AND version = ?2",
     [SQ_FEED] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
                 " deleted FROM objects"
                 " WHERE account = ?1 AND service = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
@@ -1136,21 +1139,15 @@ io:
     return ERR_IO;
 }
 
-/* Reads len bytes at off of the chunk file of (account, version), appended to out. */
+/* Reads len bytes at off of the open chunk file fd, appended to out. */
 static int
-sq_file_read(struct store_sqlite *q, const char *account, int64_t version, int64_t off, int64_t len,
-             struct buf *out)
+sq_file_pread(int fd, int64_t off, int64_t len, struct buf *out)
 {
-    char name[SQ_FILE_NAME_MAX];
-    if (off < 0 || len < 0 || !sq_file_name(name, account, version))
+    if (off < 0 || len < 0)
         return ERR_CORRUPT;
     int rc = buf_grow(out, (size_t)len);
     if (rc)
         return rc;
-    int fd = -1;
-    rc = sq_file_open(q, name, O_RDONLY, NULL, &fd);
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_CORRUPT : rc;
     for (size_t done = 0; done < (size_t)len;) {
         ssize_t r = pread(fd, out->data + out->len + done, (size_t)len - done, off + (off_t)done);
         if (r < 0 && errno == EINTR)
@@ -1161,11 +1158,27 @@ sq_file_read(struct store_sqlite *q, const char *account, int64_t version, int64
         }
         done += (size_t)r;
     }
-    close(fd);
     if (!rc) {
         out->len += (size_t)len;
         out->data[out->len] = 0;
     }
+    return rc;
+}
+
+/* Reads len bytes at off of the chunk file of (account, version), appended to out. */
+static int
+sq_file_read(struct store_sqlite *q, const char *account, int64_t version, int64_t off, int64_t len,
+             struct buf *out)
+{
+    char name[SQ_FILE_NAME_MAX];
+    if (!sq_file_name(name, account, version))
+        return ERR_CORRUPT;
+    int fd = -1;
+    int rc = sq_file_open(q, name, O_RDONLY, NULL, &fd);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_CORRUPT : rc;
+    rc = sq_file_pread(fd, off, len, out);
+    close(fd);
     return rc;
 }
 
@@ -1525,6 +1538,95 @@ sq_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx
     if (!rc && off >= 0)
         rc = sq_file_read(sq(s), account, version, off, len, out);
     return rc;
+}
+
+/*
+ * A version's chunks held for a read (store_chunks_open): where each one is
+ * in the version's chunk file, and the file, open. A replace or delete of
+ * the version unlinks the file, but the open descriptor keeps its bytes.
+ */
+struct sq_held {
+    int fd;       /* -1: no chunk of the version is in a file */
+    int64_t *off; /* per chunk: its offset in the file, -1 if it is in its row */
+    int64_t *len;
+};
+
+static void
+sq_chunks_release(struct store *s, void *held)
+{
+    (void)s;
+    struct sq_held *h = held;
+    if (!h)
+        return;
+    if (h->fd >= 0)
+        close(h->fd);
+    free(h->off);
+    free(h->len);
+    free(h);
+}
+
+static int
+sq_chunks_hold(struct store *s, const char *account, int64_t version, uint32_t n, void **held)
+{
+    *held = NULL;
+    if (n > SQ_HOLD_CHUNKS_MAX)
+        return 0; /* looked up one by one */
+    struct sq_held *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ERR_NOMEM;
+    h->fd = -1;
+    h->off = malloc(n * sizeof(*h->off));
+    h->len = calloc(n, sizeof(*h->len));
+    int rc = h->off && h->len ? 0 : ERR_NOMEM;
+    for (uint32_t i = 0; !rc && i < n; i++)
+        h->off[i] = -1;
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t rows = 0, files = 0;
+    if (!rc)
+        rc = sq_read_begin(s, SQ_CHUNKS_LIST, &c, &st);
+    if (!rc) {
+        sq_bind_text(st, 1, account);
+        sqlite3_bind_int64(st, 2, version);
+        while ((rc = sq_step_one(c, st, "chunks_list")) == 1) {
+            int64_t idx = sqlite3_column_int64(st, 0);
+            if (idx < 0 || idx >= n) {
+                rc = ERR_CORRUPT;
+                break;
+            }
+            rows++;
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+                h->off[idx] = sqlite3_column_int64(st, 1);
+                h->len[idx] = sqlite3_column_int64(st, 2);
+                files++;
+            }
+        }
+        sq_read_end(s, c, st);
+    }
+    if (!rc && rows == 0)
+        rc = ERR_NOT_FOUND;
+    char name[SQ_FILE_NAME_MAX];
+    if (!rc && files)
+        rc = sq_file_name(name, account, version)
+                 ? sq_file_open(sq(s), name, O_RDONLY, NULL, &h->fd)
+                 : ERR_CORRUPT;
+    /* ERR_NOT_FOUND from the open: unlinked since the rows were read, gone */
+    if (rc) {
+        sq_chunks_release(s, h);
+        return rc;
+    }
+    *held = h;
+    return 0;
+}
+
+static int
+sq_chunks_held_read(struct store *s, void *held, uint32_t idx, struct buf *out)
+{
+    (void)s;
+    struct sq_held *h = held;
+    if (h->off[idx] < 0)
+        return 1;
+    return sq_file_pread(h->fd, h->off[idx], h->len[idx], out);
 }
 
 static int
@@ -2601,6 +2703,9 @@ const struct store_ops store_sqlite_ops = {
     .svckey_get = sq_svckey_get,
     .object_get = sq_object_get,
     .chunk_get = sq_chunk_get,
+    .chunks_hold = sq_chunks_hold,
+    .chunks_held_read = sq_chunks_held_read,
+    .chunks_release = sq_chunks_release,
     .feed = sq_feed,
     .rec_get = sq_rec_get,
     .rec_list = sq_rec_list,

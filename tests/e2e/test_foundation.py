@@ -474,6 +474,53 @@ def test_kill9_keeps_every_acknowledged_write(server):
         assert r.status == 200 and r.body == data, name
 
 
+@pytest.mark.parametrize("change", ["replace", "delete"])
+def test_slow_download_keeps_its_version(server, change):
+    """A download read slowly keeps the version it started with: replacing
+    or deleting the object meanwhile (and its chunk file going) neither
+    cuts it short nor mixes in other bytes; the next GET sees the change."""
+    if PG_DIR:
+        pytest.skip("PostgreSQL looks each chunk up as it is read (docs/internals/STORE.md)")
+    tok = server.login(server.signup())
+    server.consent(tok, "photos")
+    old = hashlib.sha256(b"old").digest() * (24 * 2**20 // 32)  # 24 chunks, in a file
+    new = hashlib.sha256(b"new").digest() * (3 * 2**20 // 32)
+    assert server.put(tok, "photos", "big.bin", old).status == 201
+    chunks = os.path.join(server.data, "oikos.db.chunks")
+    assert len(os.listdir(chunks)) == 1
+
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the server blocks early
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                  % (data_path("photos", "big.bin"), tok)).encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += sock.recv(65536)
+    head, got = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"content-length: %d" % len(old) in head.lower()
+    while len(got) < 2**20:
+        got += sock.recv(65536)
+
+    if change == "replace":
+        assert server.put(tok, "photos", "big.bin", new).status == 200
+    else:
+        assert server.request("DELETE", data_path("photos", "big.bin"), token=tok).status == 204
+    deadline = time.time() + 20
+    while len(os.listdir(chunks)) != (change == "replace") and time.time() < deadline:
+        time.sleep(0.05)  # the old version's file goes once the change is durable
+    assert len(os.listdir(chunks)) == (change == "replace")
+
+    while len(got) < len(old):
+        part = sock.recv(1 << 20)
+        assert part, "download cut short at %d of %d bytes" % (len(got), len(old))
+        got += part
+    sock.close()
+    assert len(got) == len(old) and got == old
+    r = server.get(tok, "photos", "big.bin")
+    assert (r.status, r.body) == ((200, new) if change == "replace" else (404, r.body))
+
+
 def test_kill9_large_objects_exact(server):
     """Objects of several chunks, replaced over and over by concurrent
     writers, then kill -9: after the restart each name reads back as its

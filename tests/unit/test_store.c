@@ -145,6 +145,23 @@ get_object(struct store *s, const char *account, const char *service, int name,
     return store_object_get(s, account, service, h, out);
 }
 
+/* Whether out holds what put_object wrote as chunk idx of version. */
+static int
+chunk_is(const struct buf *out, int64_t version, uint32_t idx, size_t len)
+{
+    if (out->len != len)
+        return ERR_CORRUPT;
+    if (!len)
+        return 0;
+    uint8_t *want = malloc(len);
+    if (!want)
+        return ERR_NOMEM;
+    chunk_fill(want, len, version, idx);
+    int rc = memcmp(want, out->data, len) ? ERR_CORRUPT : 0;
+    free(want);
+    return rc;
+}
+
 /* Checks that chunk idx of (account, version) holds what put_object wrote. */
 static int
 check_chunk(struct store *s, const char *account, int64_t version, uint32_t idx, size_t len)
@@ -152,19 +169,21 @@ check_chunk(struct store *s, const char *account, int64_t version, uint32_t idx,
     struct buf out;
     buf_init(&out, 1 << 24);
     int rc = store_chunk_get(s, account, version, idx, &out);
-    if (!rc && out.len != len)
-        rc = ERR_CORRUPT;
-    if (!rc && len) {
-        uint8_t *want = malloc(len);
-        if (!want) {
-            rc = ERR_NOMEM;
-        } else {
-            chunk_fill(want, len, version, idx);
-            if (memcmp(want, out.data, len))
-                rc = ERR_CORRUPT;
-            free(want);
-        }
-    }
+    if (!rc)
+        rc = chunk_is(&out, version, idx, len);
+    buf_release(&out);
+    return rc;
+}
+
+/* check_chunk through chunks held by store_chunks_open. */
+static int
+check_held(struct store_chunks *c, int64_t version, uint32_t idx, size_t len)
+{
+    struct buf out;
+    buf_init(&out, 1 << 24);
+    int rc = store_chunks_read(c, idx, &out);
+    if (!rc)
+        rc = chunk_is(&out, version, idx, len);
     buf_release(&out);
     return rc;
 }
@@ -819,6 +838,24 @@ test_chunks(void **state)
     buf_init(&small, 1000);
     assert_int_equal(store_chunk_get(s, acct, 9, 0, &small), ERR_LIMIT);
     buf_release(&small);
+
+    /* Held for a long read: the same bytes; only indexes below n. */
+    struct store_chunks *held = NULL;
+    OK(store_chunks_open(s, acct, 9, 1, &held));
+    OK(check_held(held, 9, 0, big));
+    assert_int_equal(store_chunks_read(held, 1, &out), ERR_INVAL);
+    store_chunks_close(held);
+    store_chunks_close(NULL);
+    assert_int_equal(store_chunks_open(s, acct, 9, 0, &held), ERR_INVAL);
+    assert_null(held);
+    /* a version without chunks: the open or the read says so */
+    int rc = store_chunks_open(s, acct, 8, 2, &held);
+    if (!rc) {
+        assert_int_equal(store_chunks_read(held, 0, &out), ERR_NOT_FOUND);
+        store_chunks_close(held);
+    } else {
+        assert_int_equal(rc, ERR_NOT_FOUND);
+    }
 
     /* chunks_delete drops every chunk of one version only. */
     OK(store_batch_new(&b));
@@ -1725,7 +1762,12 @@ test_sqlite_chunk_files(void **state)
     OK(check_chunk(f->s, acct, 12, 0, 100));
 
     /* replaced: the old version's file goes once the deletion is durable
-     * (between the writer's groups: after the next commit at the latest) */
+     * (between the writer's groups: after the next commit at the latest);
+     * a read that held the version before goes on reading it */
+    struct store_chunks *held = NULL, *rows = NULL;
+    OK(store_chunks_open(f->s, acct, 11, 3, &held));
+    OK(store_chunks_open(f->s, acct, 12, 1, &rows));
+    OK(check_held(held, 11, 0, len));
     OK(put_object(f->s, acct, "photos", 1, 13, 2, len, true, NULL, NULL));
     OK(meta_put(f->s, "t-cf-after", "x"));
     assert_int_equal(file_size(big), -1);
@@ -1733,6 +1775,12 @@ test_sqlite_chunk_files(void **state)
     assert_int_equal(file_size(newer), 2 * (long)len);
     assert_int_equal(store_chunk_get(f->s, acct, 11, 0, &(struct buf){0}), ERR_NOT_FOUND);
     OK(check_chunk(f->s, acct, 13, 1, len));
+    for (uint32_t i = 0; i < 3; i++)
+        OK(check_held(held, 11, i, len));
+    OK(check_held(rows, 12, 0, 100)); /* in its row: looked up when read */
+    store_chunks_close(held);
+    store_chunks_close(rows);
+    assert_int_equal(store_chunks_open(f->s, acct, 11, 3, &held), ERR_NOT_FOUND);
 
     /* an upload that never got its object row, and a stray file: both go
      * at the next start; a file of another name stays */
