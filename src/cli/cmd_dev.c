@@ -313,6 +313,7 @@ dev_up_run(int argc, char **argv)
            dir);
     printf("  Try:\n"
            "    oikos signup --country IN --url %s   (the us region sends you home to in)\n"
+           "    oikos consent on contacts             (every service starts off)\n"
            "    oikos backup contacts FILE\n"
            "    oikos ls contacts\n"
            "    oikos restore contacts --dir /tmp/restored\n"

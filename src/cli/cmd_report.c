@@ -29,7 +29,9 @@ print_report(json_t *j)
     json_t *it;
     printf("account    %s, region %s\n", account, region);
     printf("created    %s\n", created);
-    printf("last used  %s (recorded by the day)\n", last);
+    /* the day's end stands for the day: print the day */
+    printf("last used  %.*s (recorded by the day)\n",
+           strlen(last) > 10 && last[10] == 'T' ? 10 : (int)strlen(last), last);
     printf("erased if unused until %s\n\n", idle);
     free(account);
     free(region);

@@ -409,6 +409,8 @@ def test_cli_sends_nothing_of_a_service_that_is_off(server, env, tmp_path):
     line = [l for l in out.stdout.splitlines() if l.startswith("contacts ")][0]
     assert line.split()[:3] == ["contacts", "on", "1"]
     rep = json.loads(oikos(env, "report", "--json").stdout)
+    used = [l for l in out.stdout.splitlines() if l.startswith("last used")][0]
+    assert used.split()[2] == rep["last_active"][:10]  # the day, not its end
     assert {d["service"]: d["objects"] for d in rep["data"]}["contacts"] == 1
 
     # the export, into a new file only
