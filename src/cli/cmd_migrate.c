@@ -27,6 +27,8 @@
 #include "base/util.h"
 #include "cli/cli.h"
 
+#define MIG_BATCH_MAX 64 /* accounts per request (the servers' limit; --batch) */
+
 struct mig_account {
     char *id;
     uint64_t objects, bytes; /* as listed at the source */
@@ -114,35 +116,46 @@ mig_draw(struct mig *m, bool final)
     fflush(stderr);
 }
 
-/* Checks a moved account at the destination and counts it; 0 or -1 (reported). */
-static int
-mig_verify(struct mig *m, struct oc *dst, const struct mig_account *a)
+/*
+ * Checks moved accounts v[0..n) (n <= MIG_BATCH_MAX) at the destination
+ * in one request, and counts those live there. ok[i] says which are; the
+ * others are reported. Returns how many are.
+ */
+static size_t
+mig_verify(struct mig *m, struct oc *dst, const struct mig_account *const *v, size_t n, bool *ok)
 {
     struct oc_resp r = {0};
     struct buf path;
-    buf_init(&path, 4096);
-    if (buf_adds(&path, "/v1/migrate/accounts?account=") || oc_escape(&path, a->id))
+    buf_init(&path, 8192);
+    bool oom = buf_adds(&path, "/v1/migrate/accounts?accounts=");
+    for (size_t i = 0; !oom && i < n; i++)
+        oom = (i && buf_adds(&path, ",")) || oc_escape(&path, v[i]->id);
+    if (oom)
         cli_oom();
     int rc = oc_call(dst, &r, "GET", path.data, NULL);
     buf_release(&path);
-    const char *state = rc ? NULL : json_string_value(json_object_get(r.json, "state"));
-    json_t *acc = rc ? NULL : json_array_get(json_object_get(r.json, "accounts"), 0);
-    if (rc || r.status != 200 || !state || strcmp(state, "live") != 0 || !acc) {
-        pthread_mutex_lock(&m->mu);
-        if (rc || r.status != 200)
-            cli_fail(dst, rc, &r, "cannot check the account at the destination");
-        else
-            cli_error("%s: not live at the destination (%s)", a->id, state ? state : "?");
-        pthread_mutex_unlock(&m->mu);
-        oc_resp_release(&r);
-        return -1;
-    }
+    json_t *accs = rc || r.status != 200 ? NULL : json_object_get(r.json, "accounts");
+    size_t good = 0;
     pthread_mutex_lock(&m->mu);
-    m->objects += (uint64_t)json_integer_value(json_object_get(acc, "objects"));
-    m->bytes += (uint64_t)json_integer_value(json_object_get(acc, "bytes"));
+    if (!accs || json_array_size(accs) != n)
+        cli_fail(dst, rc, &r, "cannot check the accounts at the destination");
+    for (size_t i = 0; i < n; i++) {
+        json_t *acc = json_array_get(accs, i);
+        const char *id = json_string_value(json_object_get(acc, "account"));
+        const char *state = json_string_value(json_object_get(acc, "state"));
+        ok[i] = accs && id && !strcmp(id, v[i]->id) && state && !strcmp(state, "live") &&
+                json_object_get(acc, "objects");
+        if (ok[i]) {
+            m->objects += (uint64_t)json_integer_value(json_object_get(acc, "objects"));
+            m->bytes += (uint64_t)json_integer_value(json_object_get(acc, "bytes"));
+            good++;
+        } else if (accs) {
+            cli_error("%s: not live at the destination (%s)", v[i]->id, state ? state : "?");
+        }
+    }
     pthread_mutex_unlock(&m->mu);
     oc_resp_release(&r);
-    return 0;
+    return good;
 }
 
 /* Moves one account and checks it at the destination; 0 or -1 (reported). */
@@ -173,7 +186,8 @@ mig_one(struct mig *m, struct oc *src, struct oc *dst, const struct mig_account 
         return -1;
     }
     oc_resp_release(&r);
-    return mig_verify(m, dst, a);
+    bool ok = false;
+    return mig_verify(m, dst, &a, 1, &ok) == 1 ? 0 : -1;
 }
 
 /*
@@ -199,14 +213,24 @@ mig_batch(struct mig *m, struct oc *src, struct oc *dst, const struct mig_accoun
             results = json_object_get(r.json, "accounts");
         json_decref(body);
     }
+    /* the moved ones checked at the destination together, the others moved alone */
+    const struct mig_account *moved[MIG_BATCH_MAX];
+    bool ok[MIG_BATCH_MAX];
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *res = json_array_get(results, i);
         const char *id = json_string_value(json_object_get(res, "account"));
-        bool moved = id && !strcmp(id, v[i].id) && !json_object_get(res, "error");
-        int one = moved ? mig_verify(m, dst, &v[i]) : mig_one(m, src, dst, &v[i]);
+        if (id && !strcmp(id, v[i].id) && !json_object_get(res, "error")) {
+            moved[k++] = &v[i];
+            continue;
+        }
+        int one = mig_one(m, src, dst, &v[i]);
         *done += one == 0;
         *failed += one != 0;
     }
+    size_t good = k ? mig_verify(m, dst, moved, k, ok) : 0;
+    *done += good;
+    *failed += k - good;
     oc_resp_release(&r);
 }
 
@@ -331,7 +355,7 @@ migrate_run(int argc, char **argv)
             }
             break;
         case 'b':
-            rc = cli_parse_num(&cli_cmd_migrate, "--batch", optarg, 1, 64, &batch);
+            rc = cli_parse_num(&cli_cmd_migrate, "--batch", optarg, 1, MIG_BATCH_MAX, &batch);
             if (rc) {
                 free(ids);
                 return rc;

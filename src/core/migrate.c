@@ -261,14 +261,9 @@ list_one(struct list_ctx *l, const char *id)
     rc = rec_text(l->r, id, REC_IN, v, sizeof(v));
     if (rc != ERR_NOT_FOUND)
         return rc; /* arriving here: not ours to list */
-    for (size_t i = 0; svc_names[i]; i++) {
-        uint64_t o = 0, b = 0;
-        rc = store_usage(region_store(l->r), id, svc_names[i], &o, &b);
-        if (rc)
-            return rc;
-        objects += o;
-        bytes += b;
-    }
+    rc = store_usage(region_store(l->r), id, NULL, &objects, &bytes); /* every service */
+    if (rc)
+        return rc;
     return l->cb(l->ctx, id, objects, bytes);
 }
 
@@ -500,22 +495,6 @@ inroot_drop(const char *id)
     pthread_mutex_unlock(&inroot_mu);
 }
 
-/* The live objects and bytes the store holds for an account, every service. */
-static int
-account_usage(struct region *r, const char *id, uint64_t *objects, uint64_t *bytes)
-{
-    *objects = *bytes = 0;
-    for (size_t i = 0; svc_names[i]; i++) {
-        uint64_t o = 0, b = 0;
-        int rc = store_usage(region_store(r), id, svc_names[i], &o, &b);
-        if (rc)
-            return rc;
-        *objects += o;
-        *bytes += b;
-    }
-    return 0;
-}
-
 /*
  * The root of arriving account id from its entry (which is consumed):
  * *known false if there is none or it does not match what the store holds.
@@ -542,7 +521,7 @@ inroot_root(struct region *r, const char *id, uint8_t root[MIGRATE_ROOT_LEN], ui
         rc = 0; /* one name, two contents: read it back */
         goto out;
     }
-    rc = account_usage(r, id, &so, &sb);
+    rc = store_usage(region_store(r), id, NULL, &so, &sb);
     if (rc || so != n || sb != b)
         goto out;
     rc = leaves_root(&l, root);

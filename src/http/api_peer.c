@@ -731,36 +731,75 @@ list_add(void *ctx, const char *id, uint64_t objects, uint64_t bytes)
     return o && !json_array_append_new(ctx, o) ? 0 : ERR_NOMEM;
 }
 
+/* Where the move of account id stands in this region. */
+static const char *
+move_state(struct region *r, const char *id)
+{
+    struct migrate_out st;
+    const char *in = NULL;
+    if (!migrate_in_status(r, id, &in) && !strcmp(in, "receiving"))
+        return in;
+    if (!migrate_out_get(r, id, &st))
+        return st.phase == MIGRATE_MOVED       ? "moved"
+               : st.phase == MIGRATE_COMMITTED ? "committed"
+               : st.phase == MIGRATE_FROZEN    ? "frozen"
+                                               : "live";
+    return "none";
+}
+
+/*
+ * ?accounts=ID,ID,...: each account in the order given, listed as by
+ * ?account (objects and bytes if served here) and with its state.
+ */
+static int
+accounts_each(struct req *q, const char *list, json_t *arr)
+{
+    char id[STORE_ID_MAX];
+    size_t n = 0;
+    for (const char *p = list;; n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == MIGRATE_BATCH_MAX || len == 0 || len >= sizeof(id))
+            return http_fail(q, ERR_INVAL, "?accounts takes 1 to 64 account ids, comma-separated");
+        memcpy(id, p, len);
+        id[len] = 0;
+        if (!acct_id_valid(id))
+            return http_fail(q, ERR_INVAL, "?accounts: not an account id");
+        size_t before = json_array_size(arr);
+        int rc = migrate_list(q->region, NULL, id, list_add, arr);
+        if (rc)
+            return rc;
+        if (json_array_size(arr) == before &&
+            json_array_append_new(arr, json_pack("{s:s}", "account", id)))
+            return ERR_NOMEM;
+        if (json_object_set_new(json_array_get(arr, before), "state",
+                                json_string(move_state(q->region, id))))
+            return ERR_NOMEM;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
 int
 api_migrate_accounts(struct req *q)
 {
-    const char *cc = http_query(q, "country"), *id = http_query(q, "account");
-    if ((!cc) == (!id) || (cc && strlen(cc) != 2))
-        return http_fail(q, ERR_INVAL, "give ?country=CC or ?account=ID");
+    const char *cc = http_query(q, "country"), *id = http_query(q, "account"),
+               *list = http_query(q, "accounts");
+    if (!!cc + !!id + !!list != 1 || (cc && strlen(cc) != 2))
+        return http_fail(q, ERR_INVAL, "give ?country=CC, ?account=ID or ?accounts=ID,ID,...");
     json_t *arr = json_array();
     if (!arr)
         return ERR_NOMEM;
-    int rc = migrate_list(q->region, cc, id, list_add, arr);
+    int rc = list ? accounts_each(q, list, arr) : migrate_list(q->region, cc, id, list_add, arr);
     if (rc) {
         json_decref(arr);
         return rc;
     }
     json_t *o = json_pack("{s:s,s:o}", "region", region_name(q->region), "accounts", arr);
-    if (o && id) {
-        struct migrate_out st;
-        const char *in = NULL;
-        const char *state = "none";
-        if (!migrate_in_status(q->region, id, &in) && !strcmp(in, "receiving"))
-            state = in;
-        else if (!migrate_out_get(q->region, id, &st))
-            state = st.phase == MIGRATE_MOVED       ? "moved"
-                    : st.phase == MIGRATE_COMMITTED ? "committed"
-                    : st.phase == MIGRATE_FROZEN    ? "frozen"
-                                                    : "live";
-        if (json_object_set_new(o, "state", json_string(state))) {
-            json_decref(o);
-            o = NULL;
-        }
+    if (o && id && json_object_set_new(o, "state", json_string(move_state(q->region, id)))) {
+        json_decref(o);
+        o = NULL;
     }
     return reply(q, 200, o);
 }

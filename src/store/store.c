@@ -525,7 +525,7 @@ store_usage(struct store *s, const char *account, const char *service, uint64_t 
             uint64_t *bytes)
 {
     STORE_V2(s);
-    if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
+    if (!str_ok(account, STORE_ID_MAX) || (service && !str_ok(service, STORE_SERVICE_MAX)))
         return ERR_INVAL;
     return s->ops->usage(s, account, service, objects, bytes);
 }

@@ -206,7 +206,10 @@ MUST_CHECK int store_consent_log(struct store *s, const char *account, store_con
 /** Lists at most limit consents, of any account, whose purge_pending is set. */
 MUST_CHECK int store_consents_pending(struct store *s, size_t limit, store_consent_cb cb,
                                       void *ctx);
-/** Counts the live objects of (account, service) and their plaintext bytes. */
+/**
+ * Counts the live objects of (account, service) and their plaintext bytes;
+ * service NULL: of every service of the account, in one read.
+ */
 MUST_CHECK int store_usage(struct store *s, const char *account, const char *service,
                            uint64_t *objects, uint64_t *bytes);
 /**

@@ -93,6 +93,7 @@ enum pg_stmt {
     PG_CONSENT_LOG,
     PG_CONSENTS_PENDING,
     PG_USAGE,
+    PG_USAGE_ALL,
     PG_ACTIVITY_GET,
     PG_ACCOUNTS_IDLE,
     PG_PURGES,
@@ -189,6 +190,9 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_USAGE] = {"usage", "tt", "ii",
                   "SELECT count(*), coalesce(sum(size), 0)::bigint FROM objects"
                   " WHERE account = $1 AND service = $2 AND deleted = 0"},
+    [PG_USAGE_ALL] = {"usage_all", "t", "ii",
+                      "SELECT count(*), coalesce(sum(size), 0)::bigint FROM objects"
+                      " WHERE account = $1 AND deleted = 0"},
     [PG_ACTIVITY_GET] = {"activity_get", "t", "i",
                          "SELECT CASE WHEN v.at > a.created THEN v.at ELSE a.created END"
                          " FROM accounts a LEFT JOIN activity v ON v.account = a.account"
@@ -1450,8 +1454,9 @@ pg_usage(struct store *s, const char *account, const char *service, uint64_t *ob
     struct pg_params p = {0};
     PGresult *r = NULL;
     pp_text(&p, account);
-    pp_text(&p, service);
-    int rc = pg_read_one(s, PG_USAGE, &p, &r);
+    if (service)
+        pp_text(&p, service);
+    int rc = pg_read_one(s, service ? PG_USAGE : PG_USAGE_ALL, &p, &r);
     if (rc == 1) {
         *objects = (uint64_t)pg_int(r, 0, 0);
         *bytes = (uint64_t)pg_int(r, 0, 1);

@@ -96,6 +96,7 @@ enum sq_stmt {
     SQ_CONSENT_LOG,
     SQ_CONSENTS_PENDING,
     SQ_USAGE,
+    SQ_USAGE_ALL,
     SQ_ACTIVITY_GET,
     SQ_ACCOUNTS_IDLE,
     SQ_PURGES,
@@ -230,6 +231,8 @@ static const char *const sq_sql[SQ_NSTMT] = {
                             " purge_pending FROM consents WHERE purge_pending = 1 LIMIT ?1",
     [SQ_USAGE] = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
                  " WHERE account = ?1 AND service = ?2 AND deleted = 0",
+    [SQ_USAGE_ALL] = "SELECT count(*), coalesce(sum(size), 0) FROM objects"
+                     " WHERE account = ?1 AND deleted = 0",
     /* the later of the last activity and the creation (portable: no max/greatest) */
     [SQ_ACTIVITY_GET] = "SELECT CASE WHEN v.at > a.created THEN v.at ELSE a.created END"
                         " FROM accounts a LEFT JOIN activity v ON v.account = a.account"
@@ -1862,11 +1865,12 @@ sq_usage(struct store *s, const char *account, const char *service, uint64_t *ob
 {
     struct sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int rc = sq_read_begin(s, SQ_USAGE, &c, &st);
+    int rc = sq_read_begin(s, service ? SQ_USAGE : SQ_USAGE_ALL, &c, &st);
     if (rc)
         return rc;
     sq_bind_text(st, 1, account);
-    sq_bind_text(st, 2, service);
+    if (service)
+        sq_bind_text(st, 2, service);
     rc = sq_step_one(c, st, "usage");
     if (rc == 1) {
         *objects = (uint64_t)sqlite3_column_int64(st, 0);

@@ -155,6 +155,21 @@ def test_200_accounts_move_sg_to_in(cloud):
     assert out["bytes"] == sum(len(d) for o in moving.values() for d in o.values())
 
     check_moved(cloud, moving)
+    # several accounts' states in one request (how `oikos migrate` checks a
+    # batch), in the order asked: live here, moved away there, unknown
+    ids = sorted(moving)[:3]
+    q = "/v1/migrate/accounts?accounts=" + ",".join(ids + ["in-aaaaaaaaaaaaaaaaaaaa"])
+    got = inr.request("GET", q, token=inr.operator_token).json()["accounts"]
+    assert [(a["account"], a["state"], a.get("objects")) for a in got] == \
+        [(i, "live", len(moving[i])) for i in ids] + [("in-aaaaaaaaaaaaaaaaaaaa", "none", None)]
+    got = sg.request("GET", q, token=sg.operator_token).json()["accounts"]
+    assert [(a["account"], a["state"]) for a in got] == \
+        [(i, "moved") for i in ids] + [("in-aaaaaaaaaaaaaaaaaaaa", "none")]
+    for bad in ("?accounts=" + ",".join([ids[0]] * 65), "?accounts=in-0000",
+                "?accounts=" + ids[0] + ",,", "?accounts=", "?accounts=a%2Fb",
+                "?accounts=%s&account=%s" % (ids[0], ids[0]), ""):
+        r = inr.request("GET", "/v1/migrate/accounts" + bad, token=inr.operator_token)
+        assert r.status == 400 and r.error_code() == "bad_request", bad
     # the identifier came along, sealed under in's keys
     _, tok = login_anywhere(us, cloud, next(iter(moving)))
     ids = inr.request("GET", "/v1/me/identifiers", token=tok).json()

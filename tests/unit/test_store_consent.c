@@ -311,6 +311,9 @@ test_service_purge(void **state)
     OK(store_usage(f->s, a, "photos", &objects, &bytes));
     assert_int_equal(objects, 2);
     assert_int_equal(bytes, 150);
+    OK(store_usage(f->s, a, NULL, &objects, &bytes)); /* every service: contacts too */
+    assert_int_equal(objects, 3);
+    assert_int_equal(bytes, 159);
     OK(store_stats(f->s, &objects0, &bytes0));
 
     b = batch();
