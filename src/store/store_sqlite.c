@@ -38,7 +38,9 @@
  * deletion is durable (sq_files_gone, between groups), and files that no
  * row refers to are removed at start (sq_orphans_delete): crashes leave
  * nothing behind. Files are unlinked, not overwritten: their blocks hold
- * ciphertext only (see docs/internals/STORE.md).
+ * ciphertext only (see docs/internals/STORE.md). While PATH-backup-hold
+ * exists, no chunk file is unlinked (an online backup: a snapshot of the
+ * database, then hard links of the files, finds every file it refers to).
  *
  * A lock file (PATH-lock, flock) keeps a second store, in this process or
  * another, from opening the same database: the seq counter and the live
@@ -338,6 +340,8 @@ struct store_sqlite {
 
     /* chunk files (see the top of this file); all but chunk_dir: writer */
     char *chunk_dir;     /* PATH.chunks */
+    char *hold_path;     /* PATH-backup-hold */
+    bool hold_noted;     /* the hold was logged since it appeared */
     bool chunk_dir_made; /* exists, and its parent is synced */
     struct sq_file {
         char name[SQ_FILE_NAME_MAX];
@@ -851,7 +855,8 @@ sq_open(struct store **out, const char *target)
     sqlite3 *db = NULL;
     int src, rc = ERR_NOMEM;
     q->path = strdup(target);
-    if (!q->path || asprintf(&q->chunk_dir, "%s.chunks", target) < 0)
+    if (!q->path || asprintf(&q->chunk_dir, "%s.chunks", target) < 0 ||
+        asprintf(&q->hold_path, "%s-backup-hold", target) < 0)
         goto out;
     if (pthread_mutex_init(&q->pool_lock, NULL))
         goto out;
@@ -937,6 +942,7 @@ sq_close(struct store *s)
         close(q->files[i].fd); /* of objects never committed: swept at the next start */
     free(q->gone);
     free(q->chunk_dir);
+    free(q->hold_path);
     if (q->wal_fd >= 0)
         close(q->wal_fd);
     if (q->lock_fd >= 0)
@@ -1224,16 +1230,29 @@ sq_file_drop(struct store_sqlite *q, const char *account, int64_t version)
     return rc ? rc : 1;
 }
 
+/* Whether an online backup holds the chunk files (PATH-backup-hold exists). */
+static bool
+sq_held_for_backup(struct store_sqlite *q)
+{
+    struct stat st;
+    bool held = stat(q->hold_path, &st) == 0;
+    if (held && !q->hold_noted)
+        log_info("event=chunk_files_held hold=\"%s\"", q->hold_path);
+    q->hold_noted = held;
+    return held;
+}
+
 /*
  * Between groups: the files of versions whose rows were deleted go, once
  * the deletions are durable (an fdatasync of the WAL covers every commit
  * before it). A version whose rows came back (a rolled back transaction)
  * keeps its file. On an error the rest wait for the next start's sweep.
+ * While a backup holds the files, they wait, noted, for a round after it.
  */
 static void
 sq_files_gone(struct store_sqlite *q)
 {
-    if (!q->ngone)
+    if (!q->ngone || sq_held_for_backup(q))
         return;
     if (fdatasync(q->wal_fd)) {
         log_err("cannot sync store wal error=\"%s\"", strerror(errno));
@@ -1269,6 +1288,8 @@ sq_gone_add(struct store_sqlite *q, const char *account, int64_t version)
 static int
 sq_files_sweep(struct store_sqlite *q, uint64_t *removed)
 {
+    if (sq_held_for_backup(q))
+        return 0; /* the next start sweeps */
     DIR *d = opendir(q->chunk_dir);
     if (!d)
         return errno == ENOENT ? 0 : ERR_IO;

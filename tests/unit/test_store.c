@@ -1814,6 +1814,33 @@ test_sqlite_chunk_files(void **state)
     OK(meta_put(f->s, "t-cf-after", "y"));
     assert_int_equal(file_size(newer), -1);
 
+    /* an online backup's hold (PATH-backup-hold): no file goes while it
+     * exists, not between groups and not at a start; then both go */
+    char hold[PATH_MAX + 32], held1[PATH_MAX * 2], held2[PATH_MAX * 2];
+    snprintf(hold, sizeof(hold), "%s/store.db-backup-hold", f->dir);
+    OK(put_object(f->s, acct, "photos", 4, 16, 1, len, true, NULL, NULL));
+    OK(put_object(f->s, acct, "photos", 5, 17, 1, len, true, NULL, NULL));
+    chunk_file(f, held1, sizeof(held1), acct, 16);
+    chunk_file(f, held2, sizeof(held2), acct, 17);
+    fp = fopen(hold, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    OK(delete_object(f->s, acct, "photos", 4, 3, NULL));
+    OK(meta_put(f->s, "t-cf-after", "z"));
+    assert_int_equal(file_size(held1), (long)len);
+    reopen(f);
+    assert_int_equal(file_size(held1), (long)len);
+    OK(delete_object(f->s, acct, "photos", 5, 4, NULL));
+    OK(meta_put(f->s, "t-cf-after", "w"));
+    assert_int_equal(file_size(held2), (long)len);
+    OK(unlink(hold));
+    OK(meta_put(f->s, "t-cf-after", "v"));
+    OK(meta_put(f->s, "t-cf-after", "u"));         /* a round between groups, unheld */
+    assert_int_equal(file_size(held2), -1);        /* noted while held: goes after */
+    assert_int_equal(file_size(held1), (long)len); /* noted by the store before its reopen */
+    reopen(f);
+    assert_int_equal(file_size(held1), -1); /* the start's sweep */
+
     /* a file cut short (not what was written): the read says so */
     OK(put_object(f->s, acct, "photos", 3, 15, 1, len, true, NULL, NULL));
     chunk_file(f, big, sizeof(big), acct, 15);
