@@ -118,11 +118,11 @@ mig_draw(struct mig *m, bool final)
 
 /*
  * Checks moved accounts v[0..n) (n <= MIG_BATCH_MAX) at the destination
- * in one request, and counts those live there. ok[i] says which are; the
- * others are reported. Returns how many are.
+ * in one request, and counts those live there; the others are reported.
+ * Returns how many are.
  */
 static size_t
-mig_verify(struct mig *m, struct oc *dst, const struct mig_account *const *v, size_t n, bool *ok)
+mig_verify(struct mig *m, struct oc *dst, const struct mig_account *const *v, size_t n)
 {
     struct oc_resp r = {0};
     struct buf path;
@@ -143,9 +143,8 @@ mig_verify(struct mig *m, struct oc *dst, const struct mig_account *const *v, si
         json_t *acc = json_array_get(accs, i);
         const char *id = json_string_value(json_object_get(acc, "account"));
         const char *state = json_string_value(json_object_get(acc, "state"));
-        ok[i] = accs && id && !strcmp(id, v[i]->id) && state && !strcmp(state, "live") &&
-                json_object_get(acc, "objects");
-        if (ok[i]) {
+        if (accs && id && !strcmp(id, v[i]->id) && state && !strcmp(state, "live") &&
+            json_object_get(acc, "objects")) {
             m->objects += (uint64_t)json_integer_value(json_object_get(acc, "objects"));
             m->bytes += (uint64_t)json_integer_value(json_object_get(acc, "bytes"));
             good++;
@@ -186,8 +185,7 @@ mig_one(struct mig *m, struct oc *src, struct oc *dst, const struct mig_account 
         return -1;
     }
     oc_resp_release(&r);
-    bool ok = false;
-    return mig_verify(m, dst, &a, 1, &ok) == 1 ? 0 : -1;
+    return mig_verify(m, dst, &a, 1) == 1 ? 0 : -1;
 }
 
 /*
@@ -215,7 +213,6 @@ mig_batch(struct mig *m, struct oc *src, struct oc *dst, const struct mig_accoun
     }
     /* the moved ones checked at the destination together, the others moved alone */
     const struct mig_account *moved[MIG_BATCH_MAX];
-    bool ok[MIG_BATCH_MAX];
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *res = json_array_get(results, i);
@@ -228,7 +225,7 @@ mig_batch(struct mig *m, struct oc *src, struct oc *dst, const struct mig_accoun
         *done += one == 0;
         *failed += one != 0;
     }
-    size_t good = k ? mig_verify(m, dst, moved, k, ok) : 0;
+    size_t good = k ? mig_verify(m, dst, moved, k) : 0;
     *done += good;
     *failed += k - good;
     oc_resp_release(&r);

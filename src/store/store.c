@@ -403,9 +403,8 @@ store_chunks_read(struct store_chunks *c, uint32_t idx, struct buf *out)
     buf_reset(out);
     if (c->held) {
         int rc = c->s->ops->chunks_held_read(c->s, c->held, idx, out);
-        if (rc != 1)
+        if (rc != 1) /* 1: not held, out untouched */
             return rc;
-        buf_reset(out);
     }
     return c->s->ops->chunk_get(c->s, c->account, c->version, idx, out);
 }
