@@ -4,10 +4,13 @@
 `oikos migrate`, with two real oikosd on loopback and a cluster file whose
 peer keys are pinned. Prints accounts/s, objects/s and MB/s of the move
 alone (the fill is not timed), then checks at the destination that every
-account is live with its M objects.
+account is live with its M objects, and how long after the move the
+source's sweeper had removed the moved ciphertext (oikos_purged_versions_total).
+Both oikosd run with their default worker threads, the CLI with its default
+--jobs and --batch unless given.
 
     bench/migrate_bench.py BUILD_DIR [--accounts 10000] [--objects 20]
-                           [--size 2048] [--jobs 8] [--batch N] [--fill-threads 16]
+                           [--size 2048] [--jobs N] [--batch N] [--fill-threads 16]
 
 Standalone: needs only BUILD_DIR/oikosd and BUILD_DIR/oikos (a Release
 build) and python3. Uses cheap password hashing (as the tests do).
@@ -28,13 +31,21 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 
 
+def purged(server):
+    """oikos_purged_versions_total of server's /metrics."""
+    for line in server.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith("oikos_purged_versions_total "):
+            return int(line.split()[1])
+    return None  # an oikosd of before the metric
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--accounts", type=int, default=10000)
     ap.add_argument("--objects", type=int, default=20)
     ap.add_argument("--size", type=int, default=2048)
-    ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--jobs", type=int, default=0, help="batches at once (0: the CLI's default)")
     ap.add_argument("--batch", type=int, default=0, help="accounts per request (0: the CLI's default)")
     ap.add_argument("--fill-threads", type=int, default=16)
     a = ap.parse_args()
@@ -60,7 +71,8 @@ def main():
     try:
         for n in names:
             s = Server(tmp, region=n, port=ports[n],
-                       args=["--cluster", cluster, "--threads", str(max(4, a.jobs))]).start()
+                       args=["--cluster", cluster]
+                       + (["--threads", str(a.jobs)] if a.jobs > 32 else [])).start()
             init = s.init(1, 1)
             s.token = init["operator_token"]
             servers[n] = s
@@ -120,8 +132,9 @@ def main():
         env = dict(os.environ, OIKOS_FROM_TOKEN=sg.token, OIKOS_TO_TOKEN=servers["in"].token)
         t0 = time.time()
         p = subprocess.run([os.environ["OIKOS"], "migrate", "--from", sg.url, "--to",
-                            servers["in"].url, "--country", "IN", "--json", "--jobs",
-                            str(a.jobs)] + (["--batch", str(a.batch)] if a.batch else []),
+                            servers["in"].url, "--country", "IN", "--json"]
+                           + (["--jobs", str(a.jobs)] if a.jobs else [])
+                           + (["--batch", str(a.batch)] if a.batch else []),
                            capture_output=True, text=True, env=env)
         secs = time.time() - t0
         if p.returncode != 0:
@@ -135,6 +148,13 @@ def main():
               "%.0f objects/s, %.1f MB/s (verified: roots agreed, counts checked at the "
               "destination)" % (out["migrated"], out["objects"], mb, secs,
                                 out["migrated"] / secs, out["objects"] / secs, mb / secs))
+        # the source's sweeper removes the moved ciphertext once the moves pause
+        t1 = time.time()
+        while (purged(sg) or 0) < out["objects"] and purged(sg) is not None \
+                and time.time() - t1 < 600:
+            time.sleep(0.1)
+        print("source: ciphertext of %d of %d moved object versions removed %.1f s after the "
+              "move" % (purged(sg) or 0, out["objects"], time.time() - t1))
     finally:
         for s in servers.values():
             if s.proc:

@@ -10,7 +10,9 @@
  * Every step is idempotent on the servers, so the same command run again
  * after any crash finishes what is left.
  *
- * Workers: --jobs threads, each with its own connections, take batches of
+ * Workers: --jobs threads (16: a batch's steps wait on durable commits at
+ * both ends, so batches in flight overlap those waits; 8 left a quarter
+ * of the machine idle), each with its own connections, take batches of
  * accounts (--batch, one request moves a batch: each step of the move is
  * then one commit and one call for all of its accounts) from a shared
  * index; an account that fails in a batch is tried again alone, where a
@@ -312,7 +314,7 @@ migrate_run(int argc, char **argv)
     char **ids = NULL;
     size_t nids = 0;
     bool json = false, dry = false;
-    uint64_t jobs = 8, batch = 0;
+    uint64_t jobs = 16, batch = 0;
     struct oc *src = NULL, *dst = NULL;
     struct oc_resp r = {0};
     char from_region[32];
@@ -532,7 +534,8 @@ const struct cli_cmd cli_cmd_migrate = {
         "  --account ID      this account (repeatable)\n"
         "  --from-token T    the source's operator token (or OIKOS_FROM_TOKEN)\n"
         "  --to-token T      the destination's operator token (or OIKOS_TO_TOKEN)\n"
-        "  --jobs N          batches moved at once (1..64, default 8)\n"
+        "  --jobs N          batches moved at once (1..64, default 16); each holds one\n"
+        "                    of the source's --threads while it moves\n"
         "  --batch N         accounts per batch, moved together (1..64; default: up\n"
         "                    to 32, fewer when there are few accounts per job)\n"
         "  --json            print {\"migrated\",\"objects\",\"bytes\",\"seconds\",\"left\"}\n"

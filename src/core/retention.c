@@ -33,11 +33,16 @@
 #include "store/store.h"
 
 #define DAY 86400
-#define SWEEP_BATCH 64    /* rows listed at a time */
-#define SLOW_EVERY_S 3600 /* idle accounts and sessions: hourly */
-#define TOUCH_SLOTS 4096  /* the activity filter */
-#define QUICK_MAX_S 60    /* a quick pass at least every minute */
-#define SWEEP_ROUNDS 256  /* listings per rule and pass: a row that keeps failing cannot loop */
+#define SWEEP_BATCH 64       /* rows listed at a time */
+#define SLOW_EVERY_S 3600    /* idle accounts and sessions: hourly */
+#define TOUCH_SLOTS 4096     /* the activity filter */
+#define QUICK_MAX_S 60       /* a quick pass at least every minute */
+#define SWEEP_ROUNDS 256     /* listings per rule and pass: a row that keeps failing cannot loop */
+#define SETTLE_NS 500000000u /* a kick's pass waits until kicks have stopped this long */
+#define NS 1000000000u
+
+/* Object versions whose ciphertext this process's sweeps deleted. */
+static _Atomic uint64_t purged_total;
 
 const struct retention_rule retention_rules[] = {
     {"backup", "objects of the backup services (contacts, messages, calllog, settings, photos)",
@@ -332,8 +337,10 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
                 if (!rc)
                     rc = store_commit(data, b, false);
                 store_batch_free(b);
-                if (!rc)
+                if (!rc) {
                     st->purged += pl->n;
+                    atomic_fetch_add(&purged_total, pl->n);
+                }
             }
         } while (!rc && pl->n == SWEEP_BATCH && !atomic_load(stop));
         if (rc)
@@ -369,12 +376,19 @@ struct retention {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic bool stop;
-    bool kicked; /* under mu: run a quick pass now */
+    bool kicked;      /* under mu: run a quick pass at kick_at */
+    uint64_t kick_at; /* under mu: monotonic ns, pushed on by each kick */
 };
 
 /* The sweeper of this process, for retention_kick (under running_mu). */
 static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct retention *running;
+
+uint64_t
+retention_purged_total(void)
+{
+    return atomic_load(&purged_total);
+}
 
 void
 retention_kick(void)
@@ -383,6 +397,7 @@ retention_kick(void)
     if (running) {
         pthread_mutex_lock(&running->mu);
         running->kicked = true;
+        running->kick_at = clock_mono_ns() + SETTLE_NS;
         pthread_cond_signal(&running->cv);
         pthread_mutex_unlock(&running->mu);
     }
@@ -421,13 +436,17 @@ sweeper(void *arg)
                      " revocations=%" PRIu64 " sessions=%" PRIu64 " purged_versions=%" PRIu64
                      " pages=%" PRIu64,
                      st.erasures, st.idle, st.revocations, st.sessions, st.purged, st.pages);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)quick_s;
+        uint64_t until = clock_mono_ns() + quick_s * NS;
         pthread_mutex_lock(&sw->mu);
-        while (!atomic_load(&sw->stop) && !sw->kicked &&
-               pthread_cond_timedwait(&sw->cv, &sw->mu, &until) != ETIMEDOUT)
-            ;
+        while (!atomic_load(&sw->stop)) {
+            uint64_t now = clock_mono_ns(), wake = until;
+            if (sw->kicked && sw->kick_at < wake)
+                wake = sw->kick_at;
+            if (now >= wake)
+                break;
+            struct timespec ts = {(time_t)(wake / NS), (long)(wake % NS)};
+            (void)pthread_cond_timedwait(&sw->cv, &sw->mu, &ts);
+        }
         sw->kicked = false;
     }
     pthread_mutex_unlock(&sw->mu);

@@ -68,11 +68,17 @@ MUST_CHECK int retention_start(struct retention **out, struct region *r);
 /** Stops the sweeper (waiting for a pass under way) and frees it. Accepts NULL. */
 void retention_stop(struct retention *sw);
 /**
- * Asks the process's sweeper, if one runs, for a quick pass now: called
- * after a revocation or an erasure so that their ciphertext goes at once
- * rather than within retention-purge.
+ * Asks the process's sweeper, if one runs, for a quick pass soon: called
+ * after a revocation, an erasure or an account's move so that their
+ * ciphertext goes within a second rather than within retention-purge. The
+ * pass starts once no kick has come for half a second (or at the periodic
+ * pass), so that a run of them (a country's accounts moving away, batch
+ * after batch) is swept in one pass after it rather than in one pass per
+ * kick beside it.
  */
 void retention_kick(void);
+/** Object versions whose ciphertext this process's sweeps deleted (oikos_purged_versions_total). */
+uint64_t retention_purged_total(void);
 
 /** The activity time recorded for `now`: the last second of its UTC day. */
 int64_t retention_day(int64_t now);

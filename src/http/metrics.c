@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 
+#include "core/retention.h"
 #include "http/http_int.h"
 
 #define MAX_ROUTES 48
@@ -93,6 +94,12 @@ metrics_render(struct buf *out, struct region *r)
                        "# TYPE oikos_object_bytes gauge\noikos_object_bytes %" PRIu64 "\n",
                        objects, bytes);
     }
+    rc |= buf_addf(out,
+                   "# HELP oikos_purged_versions_total Object versions whose ciphertext the "
+                   "sweeper deleted (turned off, erased or moved away), since start.\n"
+                   "# TYPE oikos_purged_versions_total counter\n"
+                   "oikos_purged_versions_total %" PRIu64 "\n",
+                   retention_purged_total());
     rc |= metrics_audit(out, r);
     rc |= buf_addf(out,
                    "# HELP oikos_sealed 1 while the region is sealed.\n# TYPE oikos_sealed gauge\n"
