@@ -31,14 +31,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 
 
-def purged(server):
-    """oikos_purged_versions_total of server's /metrics."""
-    for line in server.request("GET", "/metrics").body.decode().splitlines():
-        if line.startswith("oikos_purged_versions_total "):
-            return int(line.split()[1])
-    return None  # an oikosd of before the metric
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -51,7 +43,7 @@ def main():
     a = ap.parse_args()
     os.environ["OIKOSD"] = os.path.abspath(os.path.join(a.build, "oikosd"))
     os.environ["OIKOS"] = os.path.abspath(os.path.join(a.build, "oikos"))
-    from oikostest import Server, data_path, free_ports  # noqa: E402
+    from oikostest import Server, data_path, free_ports, metric  # noqa: E402
 
     tmp = tempfile.mkdtemp(prefix="oikos-migbench-")
     names = ["in", "sg"]
@@ -150,11 +142,12 @@ def main():
                                 out["migrated"] / secs, out["objects"] / secs, mb / secs))
         # the source's sweeper removes the moved ciphertext once the moves pause
         t1 = time.time()
-        while (purged(sg) or 0) < out["objects"] and purged(sg) is not None \
-                and time.time() - t1 < 600:
+        purged = metric(sg, "oikos_purged_versions_total")
+        while purged < out["objects"] and time.time() - t1 < 600:
             time.sleep(0.1)
+            purged = metric(sg, "oikos_purged_versions_total")
         print("source: ciphertext of %d of %d moved object versions removed %.1f s after the "
-              "move" % (purged(sg) or 0, out["objects"], time.time() - t1))
+              "move" % (purged, out["objects"], time.time() - t1))
     finally:
         for s in servers.values():
             if s.proc:

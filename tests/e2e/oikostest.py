@@ -308,6 +308,14 @@ class Server:
         return r.json()
 
 
+def metric(server, name):
+    """The value of an unlabelled metric in server's /metrics."""
+    for line in server.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
 def free_ports(n):
     """n distinct free TCP ports on 127.0.0.1 (free when asked)."""
     import socket

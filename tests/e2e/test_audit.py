@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from oikostest import OIKOS, PG_DIR, PG_ONLY_SQLITE, Server, psql, store_url
+from oikostest import OIKOS, PG_DIR, PG_ONLY_SQLITE, Server, metric, psql, store_url
 
 # The tests that edit the stored log while oikosd is stopped do it in SQL
 # on the SQLite file; on a PostgreSQL run the store's own suite
@@ -141,13 +141,6 @@ def all_entries(s, size):
             assert it["index"] == len(out)
             out.append(it)
     return out
-
-
-def metric(s, name):
-    for line in s.request("GET", "/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no metric " + name)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from oikostest import OIKOS, Server, canary_hits, data_path, free_ports
+from oikostest import OIKOS, Server, canary_hits, data_path, free_ports, metric
 
 NAMES = ["in", "sg", "us"]
 BEFORE = {"in": "NP", "sg": "SG IN MY", "us": "*"}
@@ -113,14 +113,6 @@ def migrate(servers, *args, check=True):
     return p
 
 
-def purged_versions(server):
-    """oikos_purged_versions_total: object versions whose ciphertext the sweeper removed."""
-    for line in server.request("GET", "/metrics").body.decode().splitlines():
-        if line.startswith("oikos_purged_versions_total "):
-            return int(line.split()[1])
-    raise AssertionError("no oikos_purged_versions_total in /metrics")
-
-
 def check_moved(servers, accounts):
     """Every object byte-identical at in, reached from the old id at sg."""
     for acct, objs in accounts.items():
@@ -198,9 +190,9 @@ def test_200_accounts_move_sg_to_in(cloud):
     # its pass comes once the moves have paused, and /metrics counts what it removed
     moved_objects = sum(len(objs) for objs in moving.values())
     deadline = time.time() + 30
-    while purged_versions(sg) < moved_objects and time.time() < deadline:
+    while metric(sg, "oikos_purged_versions_total") < moved_objects and time.time() < deadline:
         time.sleep(0.05)
-    assert purged_versions(sg) == moved_objects
+    assert metric(sg, "oikos_purged_versions_total") == moved_objects
     sg.stop()
     assert canary_hits([sg.data, sg.log], ["mover-canary", "+919876543210"]) == []
     assert canary_hits([sg.data], ["stayer-canary"]) == []  # encrypted at rest anyway
