@@ -419,7 +419,7 @@ sweeper(void *arg)
     pthread_mutex_lock(&sw->mu);
     while (!atomic_load(&sw->stop)) {
         pthread_mutex_unlock(&sw->mu);
-        uint64_t mono = clock_mono_ns() / 1000000000u;
+        uint64_t mono = clock_mono_ns() / NS;
         unsigned what = RETENTION_QUICK;
         if (first || mono - last_slow >= SLOW_EVERY_S) {
             what = RETENTION_ALL;
