@@ -11,6 +11,7 @@
 #include "base/common.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -49,6 +50,23 @@ harden(void)
         log_warn("event=harden_failed what=rlimit_core err=\"%s\"", strerror(errno));
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         log_warn("event=harden_failed what=dumpable err=\"%s\"", strerror(errno));
+}
+
+/*
+ * Request buffers of up to a few MiB (a migration bundle of 4 MiB, a peer
+ * body, a store batch) come from the heap and stay there when freed:
+ * glibc would otherwise map such a buffer anew for each request (or give
+ * a freed heap top back), and every page of it would fault on first touch,
+ * which was a tenth of a migration's CPU. Larger buffers (a large object
+ * in one piece) are still mapped and unmapped.
+ */
+#define HEAP_KEEP_BYTES (32 << 20)
+
+static void
+heap_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, HEAP_KEEP_BYTES);
+    mallopt(M_TRIM_THRESHOLD, 2 * HEAP_KEEP_BYTES);
 }
 
 int
@@ -94,6 +112,7 @@ main(int argc, char **argv)
     }
     log_setup(lvl, logfd);
     harden();
+    heap_setup();
     const char *skew = getenv("OIKOS_TEST_CLOCK_OFFSET");
     if (skew) {
         /* tests of expiry: the daemon's wall clock runs this many seconds ahead */
