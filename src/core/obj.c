@@ -28,6 +28,7 @@
 #include "core/trail.h"
 #include "crypto/aead.h"
 #include "crypto/kr.h"
+#include "crypto/rand.h"
 #include "store/store.h"
 
 struct obj_put {
@@ -268,7 +269,7 @@ obj_put_begin(struct obj_put **out, struct region *r, const char *account, const
         p->chunk = want ? want : 1;
     }
     do {
-        randombytes_buf(&p->o.version, sizeof(p->o.version));
+        rand_public(&p->o.version, sizeof(p->o.version));
         p->o.version &= INT64_MAX;
     } while (p->o.version == 0);
     p->o.cipher = (int32_t)p->cipher;
@@ -1248,7 +1249,7 @@ obj_view_put(struct obj_view *v, const char *name, size_t namelen, struct slice 
     if (!p->pending || !p->sealed)
         goto out;
     do {
-        randombytes_buf(&p->o.version, sizeof(p->o.version));
+        rand_public(&p->o.version, sizeof(p->o.version));
         p->o.version &= INT64_MAX;
     } while (p->o.version == 0);
     p->o.cipher = (int32_t)p->cipher;
@@ -1393,7 +1394,7 @@ obj_import_add(struct obj_import *im, const char *service, const char *name, siz
         return rc;
     const uint8_t *key = k->b;
     do {
-        randombytes_buf(&o->version, sizeof(o->version));
+        rand_public(&o->version, sizeof(o->version));
         o->version &= INT64_MAX;
     } while (o->version == 0);
     o->cipher = (int32_t)c;

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "crypto/aead.h"
+#include "crypto/rand.h"
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static int setup_rc = ERR_INTERNAL;
@@ -230,7 +231,7 @@ aead_seal(enum aead_cipher c, uint8_t *out, size_t cap, size_t *outlen,
     if (cap < over || pt.len > cap - over)
         return ERR_INVAL;
 
-    randombytes_buf(out, nlen);
+    rand_public(out, nlen);
     int rc = aead_encrypt(c, out + nlen, out + nlen + pt.len, key, SLICE(out, nlen), aad, pt);
     if (rc) {
         sodium_memzero(out, nlen + pt.len + AEAD_TAG_LEN);
