@@ -582,7 +582,7 @@ migrate_objects(struct region *r, const char *id, migrate_obj_cb cb, void *ctx,
         if (!rc) /* the move's own entry (migrate.out / migrate.in) records the reads */
             obj_view_unaudited(o.v);
         while (!rc && more)
-            rc = obj_view_feed(o.v, since, FEED_PAGE, objects_row, &o, &since, &more);
+            rc = obj_view_feed(o.v, since, FEED_PAGE, true, objects_row, &o, &since, &more);
         obj_view_free(o.v);
         o.v = NULL;
     }

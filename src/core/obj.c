@@ -825,7 +825,7 @@ obj_feed(struct region *r, const char *account, const char *service, int64_t sin
     if (rc == ERR_NOT_FOUND) {
         rc = 0; /* nothing was ever stored */
     } else if (!rc) {
-        rc = store_feed(region_store(r), account, service, since, limit + 1, feed_row, &f);
+        rc = store_feed(region_store(r), account, service, since, limit + 1, false, feed_row, &f);
         if (rc == 1 && f.more)
             rc = 0;
         *last = f.last;
@@ -950,7 +950,11 @@ view_read(struct obj_view *v, const struct store_object *o, struct buf *out)
     int rc = view_record(v, "data.read", &v->read);
     for (uint32_t i = 0; !rc && i < o->chunks; i++) {
         size_t n = 0;
-        rc = store_chunk_get(region_store(v->r), v->account, o->version, i, &v->sealed);
+        buf_reset(&v->sealed);
+        if (i == 0 && o->chunk0.p) /* brought by the feed */
+            rc = buf_add(&v->sealed, o->chunk0.p, o->chunk0.len);
+        else
+            rc = store_chunk_get(region_store(v->r), v->account, o->version, i, &v->sealed);
         if (rc == ERR_NOT_FOUND)
             rc = ERR_CONFLICT; /* replaced or deleted since the row was read */
         if (rc)
@@ -1031,7 +1035,7 @@ view_row(void *vctx, const struct store_object *o)
 }
 
 int
-obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb, void *ctx,
+obj_view_feed(struct obj_view *v, int64_t since, size_t limit, bool data, obj_feed_cb cb, void *ctx,
               int64_t *last, bool *more)
 {
     struct view_feed f = {.v = v, .cb = cb, .ctx = ctx, .limit = limit, .last = since};
@@ -1039,7 +1043,8 @@ obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb, v
     *more = false;
     int rc = view_record(v, "data.list", &v->listed);
     if (!rc)
-        rc = store_feed(region_store(v->r), v->account, v->service, since, limit + 1, view_row, &f);
+        rc = store_feed(region_store(v->r), v->account, v->service, since, limit + 1, data,
+                        view_row, &f);
     if (rc == 1 && f.more)
         rc = 0;
     *last = f.last; /* also when cb stopped the listing: where to resume */
@@ -1074,7 +1079,7 @@ static int
 view_probe(struct obj_view *v, int64_t x, struct view_probe *p)
 {
     p->found = false;
-    int rc = store_feed(region_store(v->r), v->account, v->service, x, 1, probe_row, p);
+    int rc = store_feed(region_store(v->r), v->account, v->service, x, 1, false, probe_row, p);
     return rc == 1 ? 0 : rc;
 }
 

@@ -145,12 +145,14 @@ MUST_CHECK int obj_view_get(struct obj_view *v, const char *name, size_t namelen
                             struct obj_info *info);
 /**
  * The change feed, as obj_feed. Inside cb, obj_view_data reads the bytes of
- * the item being listed (a live one). If cb returns non-zero the listing
- * stops and that value is returned, with *last the position of the item cb
- * stopped at, so that a caller can pause after a page of output.
+ * the item being listed (a live one); with data, the listing brings the
+ * stored bytes of small objects along (store_feed), for a cb that reads
+ * most items. If cb returns non-zero the listing stops and that value is
+ * returned, with *last the position of the item cb stopped at, so that a
+ * caller can pause after a page of output.
  */
-MUST_CHECK int obj_view_feed(struct obj_view *v, int64_t since, size_t limit, obj_feed_cb cb,
-                             void *ctx, int64_t *last, bool *more);
+MUST_CHECK int obj_view_feed(struct obj_view *v, int64_t since, size_t limit, bool data,
+                             obj_feed_cb cb, void *ctx, int64_t *last, bool *more);
 /**
  * Reads the object being listed by obj_view_feed into out (reset first).
  * ERR_CONFLICT if it was replaced or deleted since the feed read its row

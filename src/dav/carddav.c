@@ -839,7 +839,7 @@ delete_book(struct carddav *c, const struct carddav_path *p, const struct dav_co
         rc = buf_addf(&prefix, "%s/", p->book);
     struct collect k = {.names = &names, .prefix = prefix.data, .plen = prefix.len};
     while (!rc && more) {
-        rc = obj_view_feed(v, since, 4096, collect_row, &k, &last, &more);
+        rc = obj_view_feed(v, since, 4096, false, collect_row, &k, &last, &more);
         since = last;
     }
     if (rc)
@@ -1524,7 +1524,8 @@ members_page(struct carddav_ms *m)
 {
     int64_t last = m->since;
     bool more = false;
-    int rc = obj_view_feed(m->c->view, m->since, PAGE_ROWS, member_row, m, &last, &more);
+    int rc = obj_view_feed(m->c->view, m->since, PAGE_ROWS, m->want_data || m->kind == MS_QUERY,
+                           member_row, m, &last, &more);
     if (rc == STOP) {
         m->phase = PH_END;
         return 0;

@@ -421,14 +421,14 @@ store_chunks_close(struct store_chunks *c)
 
 int
 store_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
-           store_feed_cb cb, void *ctx)
+           bool data, store_feed_cb cb, void *ctx)
 {
     BUG_ON(!cb);
     if (!str_ok(account, STORE_ID_MAX) || !str_ok(service, STORE_SERVICE_MAX))
         return ERR_INVAL;
     if (limit == 0)
         return 0;
-    return s->ops->feed(s, account, service, since, limit, cb, ctx);
+    return s->ops->feed(s, account, service, since, limit, data, cb, ctx);
 }
 
 static bool

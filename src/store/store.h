@@ -65,6 +65,10 @@ struct store_object {
     int32_t cipher;  /* AEAD in use for the chunks */
     int64_t mtime;   /* Unix seconds */
     bool deleted;    /* a tombstone in the change feed */
+    /* in a feed with data: the sealed chunk 0 of a live object of one chunk
+     * and at most STORE_FEED_DATA_MAX bytes, borrowed for the callback;
+     * otherwise empty (read it with store_chunk_get) */
+    struct slice chunk0;
 };
 
 /* Opening and closing ---------------------------------------------------- */
@@ -138,13 +142,16 @@ void store_chunks_close(struct store_chunks *c);
  * is borrowed for the call. Return non-zero to stop (store_feed returns it).
  */
 typedef int (*store_feed_cb)(void *ctx, const struct store_object *obj);
+#define STORE_FEED_DATA_MAX 65536 /* plaintext bytes of an object a feed with data carries */
 /**
  * Lists objects and tombstones of (account, service) with seq > since, in
- * seq order, at most limit rows. Returns 0, a back-end error, or the
- * callback's non-zero value.
+ * seq order, at most limit rows. With data, each small object of one chunk
+ * comes with that chunk (store_object.chunk0), read in the same snapshot:
+ * a caller that reads every object saves a lookup per object. Returns 0,
+ * a back-end error, or the callback's non-zero value.
  */
 MUST_CHECK int store_feed(struct store *s, const char *account, const char *service, int64_t since,
-                          size_t limit, store_feed_cb cb, void *ctx);
+                          size_t limit, bool data, store_feed_cb cb, void *ctx);
 /** Counts live objects and their plaintext bytes in the whole store. */
 MUST_CHECK int store_stats(struct store *s, uint64_t *objects, uint64_t *bytes);
 

@@ -258,7 +258,7 @@ struct store_ops {
     void (*chunks_release)(struct store *s, void *held);
     /** limit is at least 1. */
     int (*feed)(struct store *s, const char *account, const char *service, int64_t since,
-                size_t limit, store_feed_cb cb, void *ctx);
+                size_t limit, bool data, store_feed_cb cb, void *ctx);
     int (*rec_get)(struct store *s, const char *account, const char *kind, struct slice key,
                    struct buf *out);
     int (*rec_list)(struct store *s, const char *account, const char *kind, store_rec_cb cb,

@@ -84,6 +84,7 @@ enum pg_stmt {
     PG_OBJECT_GET,
     PG_CHUNK_GET,
     PG_FEED,
+    PG_FEED_DATA,
     PG_REC_GET,
     PG_REC_LIST,
     PG_REC_FIND,
@@ -164,6 +165,13 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
                  "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
                  " deleted FROM objects"
                  " WHERE account = $1 AND service = $2 AND seq > $3 ORDER BY seq LIMIT $4"},
+    [PG_FEED_DATA] = {"feed_data", "ttiii", "bbiiiiiiib",
+                      "SELECT o.name_hash, o.name_sealed, o.version, o.seq, o.size, o.chunks,"
+                      " o.cipher, o.mtime, o.deleted, c.data FROM objects o"
+                      " LEFT JOIN chunks c ON o.chunks = 1 AND o.deleted = 0 AND o.size <= $5"
+                      " AND c.account = o.account AND c.version = o.version AND c.idx = 0"
+                      " WHERE o.account = $1 AND o.service = $2 AND o.seq > $3"
+                      " ORDER BY o.seq LIMIT $4"},
     [PG_REC_GET] = {"rec_get", "ttb", "b",
                     "SELECT val FROM records WHERE account = $1 AND kind = $2 AND rkey = $3"},
     [PG_REC_LIST] = {"rec_list", "tt", "bb",
@@ -1183,7 +1191,7 @@ pg_svckey_get(struct store *s, const char *account, const char *service, uint8_t
     return rc;
 }
 
-/* Fills out from row `row` of PG_OBJECT_GET or PG_FEED (same columns). */
+/* Fills out from row `row` of PG_OBJECT_GET, PG_FEED or PG_FEED_DATA (same first columns). */
 static int
 pg_object_row(const PGresult *r, int row, const char *account, const char *service,
               struct store_object *out)
@@ -1205,6 +1213,7 @@ pg_object_row(const PGresult *r, int row, const char *account, const char *servi
     out->cipher = (int32_t)pg_int(r, row, 6);
     out->mtime = pg_int(r, row, 7);
     out->deleted = pg_int(r, row, 8) != 0;
+    out->chunk0 = SLICE(NULL, 0);
     return 0;
 }
 
@@ -1252,7 +1261,7 @@ pg_chunk_get(struct store *s, const char *account, int64_t version, uint32_t idx
  */
 static int
 pg_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
-        store_feed_cb cb, void *ctx)
+        bool data, store_feed_cb cb, void *ctx)
 {
     struct store_object *obj = malloc(sizeof(*obj));
     if (!obj)
@@ -1266,12 +1275,16 @@ pg_feed(struct store *s, const char *account, const char *service, int64_t since
         pp_text(&p, service);
         pp_int(&p, since);
         pp_int(&p, (int64_t)page);
-        rc = pg_read(s, PG_FEED, &p, &r);
+        if (data)
+            pp_int(&p, STORE_FEED_DATA_MAX);
+        rc = pg_read(s, data ? PG_FEED_DATA : PG_FEED, &p, &r);
         if (rc)
             break;
         int rows = PQntuples(r);
         for (int i = 0; !rc && i < rows; i++) {
             rc = pg_object_row(r, i, account, service, obj);
+            if (!rc && data && !PQgetisnull(r, i, 9))
+                obj->chunk0 = pg_slice(r, i, 9);
             if (!rc)
                 rc = cb(ctx, obj);
             since = obj->seq;

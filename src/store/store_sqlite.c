@@ -89,6 +89,7 @@ enum sq_stmt {
     SQ_CHUNK_GET,
     SQ_CHUNKS_LIST,
     SQ_FEED,
+    SQ_FEED_DATA,
     SQ_REC_GET,
     SQ_REC_LIST,
     SQ_REC_FIND,
@@ -176,6 +177,13 @@ static const char *const sq_sql[SQ_NSTMT] = {
     [SQ_FEED] = "SELECT name_hash, name_sealed, version, seq, size, chunks, cipher, mtime,"
                 " deleted FROM objects"
                 " WHERE account = ?1 AND service = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+    [SQ_FEED_DATA] = "SELECT o.name_hash, o.name_sealed, o.version, o.seq, o.size, o.chunks,"
+                     " o.cipher, o.mtime, o.deleted, c.data FROM objects o"
+                     " LEFT JOIN chunks c ON o.chunks = 1 AND o.deleted = 0 AND o.size <= ?5"
+                     " AND c.account = o.account AND c.version = o.version AND c.idx = 0"
+                     " AND c.foff IS NULL"
+                     " WHERE o.account = ?1 AND o.service = ?2 AND o.seq > ?3"
+                     " ORDER BY o.seq LIMIT ?4",
     [SQ_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [SQ_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
@@ -1485,7 +1493,7 @@ sq_svckey_get(struct store *s, const char *account, const char *service, uint8_t
 }
 
 /*
- * Fills out from a row of SQ_OBJECT_GET or SQ_FEED (same columns); account
+ * Fills out from a row of SQ_OBJECT_GET, SQ_FEED or SQ_FEED_DATA (same first columns); account
  * and service come from the query.
  */
 static int
@@ -1508,6 +1516,7 @@ sq_object_row(sqlite3_stmt *st, const char *account, const char *service, struct
     out->cipher = (int32_t)sqlite3_column_int64(st, 6);
     out->mtime = sqlite3_column_int64(st, 7);
     out->deleted = sqlite3_column_int64(st, 8) != 0;
+    out->chunk0 = SLICE(NULL, 0);
     return 0;
 }
 
@@ -1655,14 +1664,14 @@ sq_chunks_held_read(struct store *s, void *held, uint32_t idx, struct buf *out)
 
 static int
 sq_feed(struct store *s, const char *account, const char *service, int64_t since, size_t limit,
-        store_feed_cb cb, void *ctx)
+        bool data, store_feed_cb cb, void *ctx)
 {
     struct sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
     struct store_object *obj = malloc(sizeof(*obj));
     if (!obj)
         return ERR_NOMEM;
-    int rc = sq_read_begin(s, SQ_FEED, &c, &st);
+    int rc = sq_read_begin(s, data ? SQ_FEED_DATA : SQ_FEED, &c, &st);
     if (rc) {
         free(obj);
         return rc;
@@ -1671,6 +1680,8 @@ sq_feed(struct store *s, const char *account, const char *service, int64_t since
     sq_bind_text(st, 2, service);
     sqlite3_bind_int64(st, 3, since);
     sqlite3_bind_int64(st, 4, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    if (data)
+        sqlite3_bind_int64(st, 5, STORE_FEED_DATA_MAX);
     for (;;) {
         rc = sq_step_one(c, st, "feed");
         if (rc <= 0)
@@ -1678,6 +1689,8 @@ sq_feed(struct store *s, const char *account, const char *service, int64_t since
         rc = sq_object_row(st, account, service, obj);
         if (rc)
             break;
+        if (data && sqlite3_column_type(st, 9) == SQLITE_BLOB)
+            obj->chunk0 = SLICE(sqlite3_column_blob(st, 9), (size_t)sqlite3_column_bytes(st, 9));
         rc = cb(ctx, obj);
         if (rc)
             break;

@@ -515,7 +515,7 @@ attack(struct fix *f, struct store *data, struct store *keys, const char *a, con
                      SLICE_STR(aad), SLICE(w + 1, wl - 1)));
         x->nkeys++;
     }
-    assert_true(store_feed(data, a, service, 0, 1000, attack_row, x) == 0);
+    assert_true(store_feed(data, a, service, 0, 1000, false, attack_row, x) == 0);
     kr_free(kr);
     buf_release(&state);
     return x;

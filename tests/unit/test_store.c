@@ -910,7 +910,7 @@ test_feed(void **state)
 
     /* One row per name, at its latest seq, in seq order, tombstones included. */
     struct feed_rows r = {0};
-    OK(store_feed(s, acct, "contacts", 0, 100, feed_collect, &r));
+    OK(store_feed(s, acct, "contacts", 0, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 3);
     assert_int_equal(r.seq[0], s3);
     assert_int_equal(r.version[0], 103);
@@ -922,36 +922,96 @@ test_feed(void **state)
 
     /* since is exclusive. */
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, acct, "contacts", s3, 100, feed_collect, &r));
+    OK(store_feed(s, acct, "contacts", s3, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 2);
     assert_int_equal(r.seq[0], s4);
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, acct, "contacts", s5, 100, feed_collect, &r));
+    OK(store_feed(s, acct, "contacts", s5, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 0);
 
     /* limit. */
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, acct, "contacts", 0, 2, feed_collect, &r));
+    OK(store_feed(s, acct, "contacts", 0, 2, false, feed_collect, &r));
     assert_int_equal(r.n, 2);
     assert_int_equal(r.seq[1], s4);
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, acct, "contacts", 0, 0, feed_collect, &r));
+    OK(store_feed(s, acct, "contacts", 0, 0, false, feed_collect, &r));
     assert_int_equal(r.n, 0);
 
     /* The callback stops the feed and its value is returned. */
     memset(&r, 0, sizeof(r));
     r.stop_after = 1;
-    assert_int_equal(store_feed(s, acct, "contacts", 0, 100, feed_collect, &r), 7);
+    assert_int_equal(store_feed(s, acct, "contacts", 0, 100, false, feed_collect, &r), 7);
     assert_int_equal(r.n, 1);
 
     /* Other services and accounts are apart. */
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, acct, "calllog", 0, 100, feed_collect, &r));
+    OK(store_feed(s, acct, "calllog", 0, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 1);
     assert_int_equal(r.seq[0], sother);
     memset(&r, 0, sizeof(r));
-    OK(store_feed(s, "t-nobody", "contacts", 0, 100, feed_collect, &r));
+    OK(store_feed(s, "t-nobody", "contacts", 0, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 0);
+}
+
+/* What a feed with data brought: per row, chunk 0's length (-1: none) and whether it is right. */
+struct feed_data {
+    int n;
+    int64_t version[8];
+    long len[8];
+    bool right[8];
+};
+
+static int
+feed_data_row(void *ctx, const struct store_object *o)
+{
+    struct feed_data *d = ctx;
+    if (d->n >= 8)
+        return ERR_INTERNAL;
+    d->version[d->n] = o->version;
+    d->len[d->n] = o->chunk0.p ? (long)o->chunk0.len : -1;
+    if (o->chunk0.p) {
+        uint8_t *want = malloc(o->chunk0.len + 1);
+        chunk_fill(want, o->chunk0.len, o->version, 0);
+        d->right[d->n] = want && !memcmp(want, o->chunk0.p, o->chunk0.len);
+        free(want);
+    }
+    d->n++;
+    return 0;
+}
+
+/*
+ * A feed with data brings chunk 0 of small one-chunk objects, the bytes
+ * stored; not of objects of several chunks, of large ones, or tombstones;
+ * a feed without data brings none.
+ */
+static void
+test_feed_data(void **state)
+{
+    struct fix *f = *state;
+    char acct[STORE_ID_MAX];
+    uid(acct, "feeddata");
+    OK(put_object(f->s, acct, "contacts", 1, 201, 1, 100, true, NULL, NULL));
+    OK(put_object(f->s, acct, "contacts", 2, 202, 2, 100, true, NULL, NULL));
+    OK(put_object(f->s, acct, "contacts", 3, 203, 1, STORE_FEED_DATA_MAX + 1, true, NULL, NULL));
+    OK(put_object(f->s, acct, "contacts", 4, 204, 1, 100, true, NULL, NULL));
+    OK(delete_object(f->s, acct, "contacts", 4, 1, NULL));
+
+    struct feed_data d = {0};
+    OK(store_feed(f->s, acct, "contacts", 0, 100, true, feed_data_row, &d));
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.version[0], 201);
+    assert_int_equal(d.len[0], 100);
+    assert_true(d.right[0]);
+    assert_int_equal(d.len[1], -1); /* two chunks */
+    assert_int_equal(d.len[2], -1); /* too large */
+    assert_int_equal(d.len[3], -1); /* a tombstone */
+
+    memset(&d, 0, sizeof(d));
+    OK(store_feed(f->s, acct, "contacts", 0, 100, false, feed_data_row, &d));
+    assert_int_equal(d.n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(d.len[i], -1);
 }
 
 /* A feed callback that writes: reads must not block the writer. */
@@ -983,12 +1043,12 @@ test_read_during_write(void **state)
     for (int i = 1; i <= 3; i++)
         OK(put_object(f->s, acct, "contacts", i, i, 1, 10, true, NULL, NULL));
     struct feed_writer fw = {f->s, acct, 0, 0};
-    OK(store_feed(f->s, acct, "contacts", 0, 100, feed_write, &fw));
+    OK(store_feed(f->s, acct, "contacts", 0, 100, false, feed_write, &fw));
     OK(fw.rc);
     /* The feed read one snapshot: the rows written meanwhile were not in it. */
     assert_int_equal(fw.rows, 3);
     struct feed_rows r = {0};
-    OK(store_feed(f->s, acct, "contacts", 0, 100, feed_collect, &r));
+    OK(store_feed(f->s, acct, "contacts", 0, 100, false, feed_collect, &r));
     assert_int_equal(r.n, 6);
 }
 
@@ -1443,7 +1503,7 @@ test_seq_order(void **state)
     for (int i = 1; i < T * N; i++)
         assert_true(seqs[i] > seqs[i - 1]);
     struct seq_check c = {0};
-    OK(store_feed(f->s, acct, "contacts", 0, 100000, seq_check_cb, &c));
+    OK(store_feed(f->s, acct, "contacts", 0, 100000, false, seq_check_cb, &c));
     assert_int_equal(c.n, T * N);
     assert_int_equal(c.bad, 0);
     assert_int_equal(c.last, seqs[T * N - 1]);
@@ -1957,6 +2017,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_object_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_during_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_wait, setup, teardown),

@@ -327,9 +327,9 @@ test_service_purge(void **state)
     assert_int_equal(bytes, bytes0 - 150);
     /* no row, not even the tombstone, in the feed */
     int rows = 0;
-    OK(store_feed(f->s, a, "photos", 0, 100, count_row, &rows));
+    OK(store_feed(f->s, a, "photos", 0, 100, false, count_row, &rows));
     assert_int_equal(rows, 0);
-    OK(store_feed(f->s, a, "contacts", 0, 100, count_row, &rows));
+    OK(store_feed(f->s, a, "contacts", 0, 100, false, count_row, &rows));
     assert_int_equal(rows, 1);
     struct seen x;
     /* chunks wait in the queue until purge_done */
