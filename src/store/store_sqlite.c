@@ -2,14 +2,16 @@
 /*
  * store_sqlite.c: the SQLite back-end of the store (struct store_ops, see
  * store_int.h), on top of libsqlite3. Every SQL string and every sqlite3
- * type of oikos lives in this file.
+ * type of oikos lives in this file, but for the writer's VFS (sq_vfs.c).
  *
  * One database file in WAL mode. The writer thread of store.c owns one
- * read-write connection. Its commits run with synchronous=NORMAL (no fsync:
- * safe against a process crash, not a power cut), and durability comes from
- * sq_sync, an fdatasync of the WAL through our own descriptor, which the
- * sync thread of store.c runs while the writer goes on: one sync covers every
- * commit before it. When store.c asks for a durable commit itself
+ * read-write connection, opened with sq_vfs: the frames of a commit reach
+ * the WAL in a few large writes rather than two write calls each. Its
+ * commits run with synchronous=NORMAL (no fsync: safe against a process
+ * crash, not a power cut), and durability comes from sq_sync, an
+ * fdatasync of the WAL through our own descriptor, which the sync thread
+ * of store.c runs while the writer goes on: one sync covers every commit
+ * before it. When store.c asks for a durable commit itself
  * (txn_begin(durable)), it runs with synchronous=FULL, which fsyncs the WAL
  * before readers can see the commit. The automatic checkpoint is off: the
  * writer runs a PASSIVE checkpoint between groups once the queue is idle and
@@ -64,6 +66,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "store/sq_vfs.h"
 #include "store/store_int.h"
 
 #define SQ_BUSY_MS 10000                     /* busy_timeout of every connection */
@@ -873,8 +876,8 @@ sq_open(struct store **out, const char *target)
     if (rc)
         goto out;
 
-    src = sqlite3_open_v2(q->path, &db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    src = sqlite3_open_v2(
+        q->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, sq_vfs());
     q->w.db = db;
     if (src != SQLITE_OK) {
         rc = sq_err(db, src, "open");
