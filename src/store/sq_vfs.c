@@ -1,38 +1,30 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sq_vfs.c: the SQLite VFS of the store's writing connections, the writer
- * and the checkpointer (see sq_vfs.h): the system's default VFS ("unix"),
- * with runs of contiguous writes gathered in memory and written at once.
+ * sq_vfs.c: the SQLite VFS of the store's writer connection (see
+ * sq_vfs.h): the system's default VFS ("unix"), with the appends to the
+ * WAL gathered in memory and written at once.
  *
  * SQLite writes each WAL frame with two write calls, its 24-byte header
  * and then its page (https://www.sqlite.org/fileformat2.html#walformat),
- * and a checkpoint copies each page back with a write of its own, so a
- * commit of 500 pages costs 1,500 system calls, and on a virtual machine
- * a system call costs microseconds. Here each file of these connections
- * gathers writes that continue the previous one in a buffer of 124 KiB
- * (30 frames or pages of 4 KiB) and writes it with one pwrite when it is
- * full and at the points where SQLite needs the bytes in the file:
- *
- * - in the WAL, when the commit frame is complete: the frame whose header
- *   holds, at bytes 4-7, the database size after the commit (zero in every
- *   other frame). That write happens inside the xWrite of the commit
- *   frame's page, before SQLite makes the commit visible in the WAL index,
- *   so its error is SQLite's error and nobody reads a frame that is not in
- *   the file;
- * - in the database file, at the end of a checkpoint's copy: SQLite calls
- *   the file control SQLITE_FCNTL_CKPT_DONE then, before it records in the
- *   WAL index that the pages are copied (sqlite3.h), and every file
- *   control writes the buffer first.
+ * so a commit of 500 pages costs 1,000 system calls, and on a virtual
+ * machine a system call costs microseconds. Here a connection's WAL file
+ * gathers the frames it appends in a buffer of 124 KiB (30 frames of 4 KiB
+ * pages) and writes it with one pwrite when it is full and when the commit
+ * frame is complete: the frame whose header holds, at bytes 4-7, the
+ * database size after the commit (zero in every other frame). That write
+ * happens inside the xWrite of the commit frame's page, before SQLite
+ * makes the commit visible in the WAL index, so its error is SQLite's
+ * error and nobody reads a frame that is not in the file.
  *
  * Everything else sees the file as it would be without the buffer: a
- * write that does not continue the buffer (SQLite rewrites frames of a
- * transaction in place), a read, a sync, a size, a truncation, a file
- * control, a lock or unlock and the close write the buffer first; so does the database
- * file's xShmBarrier (for itself and its connection's WAL), which SQLite
- * calls before it publishes a new WAL index header, as a last guard (a
- * write failing there cannot be reported: the process stops rather than
- * publish pages that are not in the file). A process killed with bytes in
- * a buffer loses only a commit or a checkpoint that had not returned.
+ * write that is not an append (SQLite rewrites frames of a transaction in
+ * place), a read, a sync, a size, a truncation, a file control and the
+ * close write the buffer first; so does the database file's xShmBarrier,
+ * which SQLite calls before it publishes a new WAL index header, as a
+ * last guard (a write failing there cannot be reported: the process
+ * stops rather than publish frames that are not in the file). A process
+ * killed with frames in the buffer loses only a commit that had not
+ * returned.
  *
  * Thread-safety: a file belongs to one connection, used by one thread at a
  * time (SQLite's rule); the VFS is registered once.
@@ -58,8 +50,7 @@ struct vf {
     sqlite3_file *real; /* the default VFS's file, in the same allocation */
     struct vf *wal;     /* a database file: its connection's WAL file, if open */
     struct vf *db;      /* a WAL file: its database file */
-    bool is_wal;
-    uint8_t *buf; /* appends not yet written (none: writes go straight through) */
+    uint8_t *buf;       /* a WAL file: appends not yet written */
     size_t len;
     sqlite3_int64 off; /* where buf starts in the file */
     bool commit_hdr;   /* the last write was the header of a commit frame */
@@ -128,7 +119,7 @@ vf_write(sqlite3_file *file, const void *p, int n, sqlite3_int64 off)
         f->off = off;
     memcpy(f->buf + f->len, p, (size_t)n);
     f->len += (size_t)n;
-    if (f->is_wal && n == VF_FRAME_HDR) {
+    if (n == VF_FRAME_HDR) {
         const uint8_t *h = p;
         f->commit_hdr = (h[4] | h[5] | h[6] | h[7]) != 0;
     }
@@ -165,17 +156,13 @@ vf_file_size(sqlite3_file *file, sqlite3_int64 *size)
 static int
 vf_lock(sqlite3_file *file, int level)
 {
-    struct vf *f = vf(file);
-    int rc = vf_flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xLock(f->real, level);
+    return vf(file)->real->pMethods->xLock(vf(file)->real, level);
 }
 
 static int
 vf_unlock(sqlite3_file *file, int level)
 {
-    struct vf *f = vf(file);
-    int rc = vf_flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xUnlock(f->real, level);
+    return vf(file)->real->pMethods->xUnlock(vf(file)->real, level);
 }
 
 static int
@@ -220,8 +207,8 @@ static void
 vf_shm_barrier(sqlite3_file *file)
 {
     struct vf *f = vf(file);
-    if ((f->wal && vf_flush(f->wal) != SQLITE_OK) || vf_flush(f) != SQLITE_OK)
-        fatal("event=wal_write_failed note=\"pages about to be published are not on disk\"");
+    if (f->wal && f->wal->len && vf_flush(f->wal) != SQLITE_OK)
+        fatal("event=wal_write_failed note=\"frames about to be published are not on disk\"");
     f->real->pMethods->xShmBarrier(f->real);
 }
 
@@ -258,12 +245,11 @@ vf_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *
         f->base.pMethods = NULL;
         return SQLITE_CANTOPEN;
     }
-    if (rc != SQLITE_OK || !(flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)))
+    if (rc != SQLITE_OK || !(flags & SQLITE_OPEN_WAL))
         return rc;
-    f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     f->buf = malloc(VF_BUF);
-    if (!f->buf || !f->is_wal)
-        return SQLITE_OK; /* without a buffer, it writes directly */
+    if (!f->buf)
+        return SQLITE_OK; /* it writes directly */
     sqlite3_file *db = sqlite3_database_file_object(name);
     if (db && db->pMethods == &vf_methods) {
         f->db = vf(db);

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sq_vfs.h: the SQLite VFS of the store's writer and checkpointer
- * connections: the default VFS, with a commit's WAL frames and a
- * checkpoint's pages written in a few large writes (sq_vfs.c).
+ * sq_vfs.h: the SQLite VFS of the store's writer connection: the default
+ * VFS, with a commit's WAL frames written in one system call (sq_vfs.c).
  * Internal to the SQLite back-end.
  */
 #ifndef OIKOS_SQ_VFS_H

@@ -5,9 +5,8 @@
  * type of oikos lives in this file, but for the writer's VFS (sq_vfs.c).
  *
  * One database file in WAL mode. The writer thread of store.c owns one
- * read-write connection, opened with sq_vfs (as the checkpointer's): the
- * frames of a commit reach the WAL, and the pages a checkpoint copies the
- * database file, in a few large writes rather than a call or two each. Its
+ * read-write connection, opened with sq_vfs: the frames of a commit reach
+ * the WAL in a few large writes rather than two write calls each. Its
  * commits run with synchronous=NORMAL (no fsync: safe against a process
  * crash, not a power cut), and durability comes from sq_sync, an
  * fdatasync of the WAL through our own descriptor, which the sync thread
@@ -814,7 +813,7 @@ sq_checkpointer_start(struct store_sqlite *q)
     }
     q->ck_ready = true;
     int src =
-        sqlite3_open_v2(q->path, &q->ck.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, sq_vfs());
+        sqlite3_open_v2(q->path, &q->ck.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK)
         return sq_err(q->ck.db, src, "open checkpointer");
     sqlite3_extended_result_codes(q->ck.db, 1);
