@@ -950,26 +950,26 @@ view_read(struct obj_view *v, const struct store_object *o, struct buf *out)
     int rc = view_record(v, "data.read", &v->read);
     for (uint32_t i = 0; !rc && i < o->chunks; i++) {
         size_t n = 0;
-        buf_reset(&v->sealed);
-        if (i == 0 && o->chunk0.p) /* brought by the feed */
-            rc = buf_add(&v->sealed, o->chunk0.p, o->chunk0.len);
-        else
+        struct slice sealed = o->chunk0; /* brought by the feed, or read now */
+        if (i > 0 || !sealed.p) {
             rc = store_chunk_get(region_store(v->r), v->account, o->version, i, &v->sealed);
+            sealed = buf_slice(&v->sealed);
+        }
         if (rc == ERR_NOT_FOUND)
             rc = ERR_CONFLICT; /* replaced or deleted since the row was read */
         if (rc)
             break;
         size_t over = aead_overhead(c);
-        if (v->sealed.len < over) {
+        if (sealed.len < over) {
             rc = ERR_CORRUPT;
             break;
         }
-        rc = buf_grow(out, v->sealed.len - over);
+        rc = buf_grow(out, sealed.len - over);
         if (rc)
             break;
         chunk_aad(&v->aad, o, i, i + 1 == o->chunks);
-        rc = aead_open(c, (uint8_t *)out->data + out->len, v->sealed.len - over, &n, v->key->b,
-                       buf_slice(&v->aad), buf_slice(&v->sealed));
+        rc = aead_open(c, (uint8_t *)out->data + out->len, sealed.len - over, &n, v->key->b,
+                       buf_slice(&v->aad), sealed);
         if (!rc) {
             out->len += n;
             out->data[out->len] = 0;

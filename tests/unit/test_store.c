@@ -147,9 +147,9 @@ get_object(struct store *s, const char *account, const char *service, int name,
 
 /* Whether out holds what put_object wrote as chunk idx of version. */
 static int
-chunk_is(const struct buf *out, int64_t version, uint32_t idx, size_t len)
+chunk_is(struct slice out, int64_t version, uint32_t idx, size_t len)
 {
-    if (out->len != len)
+    if (out.len != len)
         return ERR_CORRUPT;
     if (!len)
         return 0;
@@ -157,7 +157,7 @@ chunk_is(const struct buf *out, int64_t version, uint32_t idx, size_t len)
     if (!want)
         return ERR_NOMEM;
     chunk_fill(want, len, version, idx);
-    int rc = memcmp(want, out->data, len) ? ERR_CORRUPT : 0;
+    int rc = memcmp(want, out.p, len) ? ERR_CORRUPT : 0;
     free(want);
     return rc;
 }
@@ -170,7 +170,7 @@ check_chunk(struct store *s, const char *account, int64_t version, uint32_t idx,
     buf_init(&out, 1 << 24);
     int rc = store_chunk_get(s, account, version, idx, &out);
     if (!rc)
-        rc = chunk_is(&out, version, idx, len);
+        rc = chunk_is(buf_slice(&out), version, idx, len);
     buf_release(&out);
     return rc;
 }
@@ -183,7 +183,7 @@ check_held(struct store_chunks *c, int64_t version, uint32_t idx, size_t len)
     buf_init(&out, 1 << 24);
     int rc = store_chunks_read(c, idx, &out);
     if (!rc)
-        rc = chunk_is(&out, version, idx, len);
+        rc = chunk_is(buf_slice(&out), version, idx, len);
     buf_release(&out);
     return rc;
 }
@@ -970,12 +970,7 @@ feed_data_row(void *ctx, const struct store_object *o)
         return ERR_INTERNAL;
     d->version[d->n] = o->version;
     d->len[d->n] = o->chunk0.p ? (long)o->chunk0.len : -1;
-    if (o->chunk0.p) {
-        uint8_t *want = malloc(o->chunk0.len + 1);
-        chunk_fill(want, o->chunk0.len, o->version, 0);
-        d->right[d->n] = want && !memcmp(want, o->chunk0.p, o->chunk0.len);
-        free(want);
-    }
+    d->right[d->n] = o->chunk0.p && !chunk_is(o->chunk0, o->version, 0, o->chunk0.len);
     d->n++;
     return 0;
 }
