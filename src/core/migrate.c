@@ -847,7 +847,8 @@ migrate_shred(struct region *r, const char *const *ids, size_t n, int *rcs)
     for (size_t i = 0; !rc && i < n; i++) {
         if (rcs[i] || st[i].phase != MIGRATE_COMMITTED)
             continue;
-        rc = store_batch_account_erase(db, ids[i], now);
+        /* the object rows go with their chunks, by the sweeper: no key opens them now */
+        rc = store_batch_account_retire(db, ids[i], now);
         if (!rc)
             rc = store_batch_rec_put(db, ids[i], REC_MOVED, REC_KEY, SLICE_STR(st[i].to));
         if (!rc) /* read before the erase is applied: a token of here still finds its way */
@@ -1047,7 +1048,10 @@ in_account(struct region *r, struct store_batch *b, const char *from, const json
         goto out;
     memcpy(a.wrapped_key, wrapped.data, wrapped.len);
     a.wrapped_len = wrapped.len;
-    rc = store_batch_account_insert(b, &a);
+    /* back where it once left: the rows its departure left for the sweeper go first */
+    rc = store_batch_purge_done(b, id, STORE_PURGE_ROWS);
+    if (!rc)
+        rc = store_batch_account_insert(b, &a);
     if (!rc)
         rc = in_sessions(b, m, id);
     if (!rc)

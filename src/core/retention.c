@@ -321,8 +321,9 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
 
     if (what & RETENTION_QUICK) {
         uint64_t before = st->purged;
+        size_t versions = 0; /* a retired account's rows queue their versions: list again */
         do {
-            pl->n = 0;
+            pl->n = versions = 0;
             rc = store_purges(data, SWEEP_BATCH, purge_row, pl);
             if (!rc && pl->n > 0) {
                 struct trail t = {AUDIT_SYSTEM, "retention.purge", NULL, NULL, NULL, 0};
@@ -332,17 +333,19 @@ sweep_run(struct region *r, unsigned what, struct retention_stats *st, const _At
             if (!rc && pl->n > 0 && !atomic_load(stop)) {
                 struct store_batch *b = NULL;
                 rc = store_batch_new(&b);
-                for (size_t i = 0; !rc && i < pl->n; i++)
+                for (size_t i = 0; !rc && i < pl->n; i++) {
                     rc = store_batch_purge_done(b, pl->id[i], pl->version[i]);
+                    versions += pl->version[i] != STORE_PURGE_ROWS;
+                }
                 if (!rc)
                     rc = store_commit(data, b, false);
                 store_batch_free(b);
                 if (!rc) {
-                    st->purged += pl->n;
-                    atomic_fetch_add(&purged_total, pl->n);
+                    st->purged += versions;
+                    atomic_fetch_add(&purged_total, versions);
                 }
             }
-        } while (!rc && pl->n == SWEEP_BATCH && !atomic_load(stop));
+        } while (!rc && (pl->n == SWEEP_BATCH || versions < pl->n) && !atomic_load(stop));
         if (rc)
             goto out;
         if (st->purged > before || st->erasures || st->idle || st->sessions)

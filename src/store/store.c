@@ -1025,6 +1025,14 @@ store_batch_account_erase(struct store_batch *b, const char *account, int64_t no
 }
 
 int
+store_batch_account_retire(struct store_batch *b, const char *account, int64_t now)
+{
+    if (!account)
+        return ERR_INVAL;
+    return batch_acct(b, STORE_OP_ACCOUNT_RETIRE, account, NULL, now);
+}
+
+int
 store_batch_activity_put(struct store_batch *b, const char *account, int64_t at)
 {
     if (!account)

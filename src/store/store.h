@@ -232,8 +232,14 @@ typedef int (*store_account_cb)(void *ctx, const char *account, int64_t at);
  */
 MUST_CHECK int store_accounts_idle(struct store *s, int64_t before, size_t limit,
                                    store_account_cb cb, void *ctx);
-/** Called per queued purge: the chunks of (account, version) are to be deleted. */
+/**
+ * Called per queued purge: the chunks of (account, version) are to be
+ * deleted; version STORE_PURGE_ROWS stands for the object rows an account
+ * left (store_batch_account_retire).
+ */
 typedef int (*store_purge_cb)(void *ctx, const char *account, int64_t version);
+/** The queued purge of a retired account's object rows: no object version is 0. */
+#define STORE_PURGE_ROWS 0
 /** Lists at most limit queued purges (store_batch_service_purge, _account_erase). */
 MUST_CHECK int store_purges(struct store *s, size_t limit, store_purge_cb cb, void *ctx);
 /** Lists at most limit accounts whose erasure was asked and not finished. */
@@ -320,11 +326,26 @@ MUST_CHECK int store_batch_service_purge(struct store_batch *b, const char *acco
  */
 MUST_CHECK int store_batch_account_erase(struct store_batch *b, const char *account, int64_t now);
 /**
+ * As store_batch_account_erase, except that the account's object rows stay
+ * where they are, queued whole (one purge of version STORE_PURGE_ROWS,
+ * queued at now) for the sweeper: the cheap erasure of an account whose
+ * keys are already gone (it moved to another region). Nothing of it can be
+ * read: the rows belong to no account. No error if there is nothing.
+ */
+MUST_CHECK int store_batch_account_retire(struct store_batch *b, const char *account, int64_t now);
+/**
  * Records activity of an account at time at (callers round it); never
  * moves it back, and records nothing for an account that does not exist.
  */
 MUST_CHECK int store_batch_activity_put(struct store_batch *b, const char *account, int64_t at);
-/** Deletes the chunks of a queued purge and its queue entry. */
+/**
+ * Deletes the chunks of a queued purge and its queue entry. For version
+ * STORE_PURGE_ROWS: if a retired account's rows are queued, removes them
+ * and queues the chunks of the live ones in their place (at the same
+ * time), as store_batch_account_erase does; store_batch_count() gives the
+ * live objects removed. Nothing if none are queued, so an account arriving
+ * again can first clear what its departure left.
+ */
 MUST_CHECK int store_batch_purge_done(struct store_batch *b, const char *account, int64_t version);
 /** Marks an account's erasure as asked (at), until store_batch_erasure_done. */
 MUST_CHECK int store_batch_erasure_put(struct store_batch *b, const char *account, int64_t at);

@@ -115,8 +115,9 @@ enum store_op_kind {
     STORE_OP_AUDIT_APPEND,
     STORE_OP_AUDIT_NODES,
     STORE_OP_AUDIT_OWNERS,
-    STORE_OP_RECS_EXPIRE, /* u.rec: kind and val (the bound); account and key empty */
-    STORE_OP_RECS_DELETE, /* u.rec: account and kind; key and val empty */
+    STORE_OP_RECS_EXPIRE,    /* u.rec: kind and val (the bound); account and key empty */
+    STORE_OP_RECS_DELETE,    /* u.rec: account and kind; key and val empty */
+    STORE_OP_ACCOUNT_RETIRE, /* u.acct: account and n (now) */
 };
 
 /*

@@ -125,6 +125,8 @@ enum pg_stmt {
     PG_ACCOUNT_ERASE,
     PG_ACTIVITY_PUT,
     PG_PURGE_DONE,
+    PG_ACCOUNT_RETIRE,
+    PG_ROWS_PURGE,
     PG_ERASURE_PUT,
     PG_ERASURE_DONE,
     PG_SESSIONS_EXPIRE,
@@ -341,6 +343,27 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_PURGE_DONE] = {"purge_done", "ti", NULL,
                        "WITH c AS (DELETE FROM chunks WHERE account = $1 AND version = $2)"
                        " DELETE FROM purges WHERE account = $1 AND version = $2"},
+    /* the object rows stay, queued whole as version 0 (STORE_PURGE_ROWS) */
+    [PG_ACCOUNT_RETIRE] = {"account_retire", "ti", NULL,
+                           "WITH q AS (INSERT INTO purges (account, version, queued)"
+                           "  VALUES ($1, 0, $2) ON CONFLICT (account, version) DO NOTHING),"
+                           " d1 AS (DELETE FROM sessions WHERE account = $1),"
+                           " d2 AS (DELETE FROM svckeys WHERE account = $1),"
+                           " d3 AS (DELETE FROM consents WHERE account = $1),"
+                           " d4 AS (DELETE FROM consent_log WHERE account = $1),"
+                           " d5 AS (DELETE FROM activity WHERE account = $1),"
+                           " d6 AS (DELETE FROM records WHERE account = $1)"
+                           " DELETE FROM accounts WHERE account = $1"},
+    [PG_ROWS_PURGE] = {"rows_purge", "t", "ii",
+                       "WITH m AS (DELETE FROM purges WHERE account = $1 AND version = 0"
+                       "  RETURNING queued),"
+                       " gone AS (DELETE FROM objects WHERE account = $1"
+                       "  AND EXISTS (SELECT 1 FROM m) RETURNING version, size, deleted),"
+                       " q AS (INSERT INTO purges (account, version, queued)"
+                       "  SELECT $1, version, (SELECT queued FROM m) FROM gone WHERE deleted = 0"
+                       "  ON CONFLICT (account, version) DO NOTHING)"
+                       " SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone"
+                       " WHERE deleted = 0"},
     [PG_ERASURE_PUT] = {"erasure_put", "ti", NULL,
                         "INSERT INTO erasures (account, at) VALUES ($1, $2)"
                         " ON CONFLICT (account) DO NOTHING"},
@@ -2077,12 +2100,18 @@ pg_apply_v2(struct pg_conn *w, const struct store_op *op, struct store_effect *e
         pp_text(&p, account);
         pp_int(&p, n);
         return pg_objects_remove(w, PG_ACCOUNT_ERASE, &p, eff);
+    case STORE_OP_ACCOUNT_RETIRE:
+        pp_text(&p, account);
+        pp_int(&p, n);
+        return pg_write(w, PG_ACCOUNT_RETIRE, &p, NULL);
     case STORE_OP_ACTIVITY_PUT:
         pp_text(&p, account);
         pp_int(&p, n);
         return pg_write(w, PG_ACTIVITY_PUT, &p, NULL);
     case STORE_OP_PURGE_DONE:
         pp_text(&p, account);
+        if (n == STORE_PURGE_ROWS)
+            return pg_objects_remove(w, PG_ROWS_PURGE, &p, eff);
         pp_int(&p, n);
         return pg_write(w, PG_PURGE_DONE, &p, NULL);
     case STORE_OP_ERASURE_PUT:
@@ -2185,6 +2214,7 @@ pg_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
     case STORE_OP_SVCKEY_DELETE:
     case STORE_OP_SERVICE_PURGE:
     case STORE_OP_ACCOUNT_ERASE:
+    case STORE_OP_ACCOUNT_RETIRE:
     case STORE_OP_ACTIVITY_PUT:
     case STORE_OP_PURGE_DONE:
     case STORE_OP_ERASURE_PUT:

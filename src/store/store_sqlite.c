@@ -156,6 +156,8 @@ enum sq_stmt {
     SQ_ERASE_ACCOUNT,
     SQ_ACTIVITY_PUT,
     SQ_PURGE_DEQUEUE,
+    SQ_RETIRE_QUEUE,
+    SQ_ROWS_QUEUED,
     SQ_ERASURE_PUT,
     SQ_ERASURE_DONE,
     SQ_SESSIONS_EXPIRE,
@@ -307,6 +309,9 @@ static const char *const sq_sql[SQ_NSTMT] = {
                         " ON CONFLICT (account) DO UPDATE SET at = excluded.at"
                         " WHERE excluded.at > activity.at",
     [SQ_PURGE_DEQUEUE] = "DELETE FROM purges WHERE account = ?1 AND version = ?2",
+    [SQ_RETIRE_QUEUE] = "INSERT INTO purges (account, version, queued) VALUES (?1, 0, ?2)"
+                        " ON CONFLICT (account, version) DO NOTHING",
+    [SQ_ROWS_QUEUED] = "SELECT queued FROM purges WHERE account = ?1 AND version = 0",
     [SQ_ERASURE_PUT] = "INSERT INTO erasures (account, at) VALUES (?1, ?2)"
                        " ON CONFLICT (account) DO NOTHING",
     [SQ_ERASURE_DONE] = "DELETE FROM erasures WHERE account = ?1",
@@ -2477,6 +2482,24 @@ sq_objects_remove(struct sq_conn *w, const char *account, const char *service, i
     return 0;
 }
 
+/* The purge of a retired account's rows, if queued: their live chunks take its place. */
+static int
+sq_rows_purge(struct sq_conn *w, const char *account, struct store_effect *eff)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(w, SQ_ROWS_QUEUED, &st);
+    if (rc)
+        return rc;
+    sq_bind_text(st, 1, account);
+    rc = sq_step_one(w, st, "rows_queued");
+    const int64_t queued = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != 1)
+        return rc;
+    rc = sq_objects_remove(w, account, NULL, queued, eff);
+    return rc ? rc : sq_acct_exec(w, SQ_PURGE_DEQUEUE, account, NULL, STORE_PURGE_ROWS, NULL);
+}
+
 static int
 sq_compact(struct store_sqlite *q, struct store_effect *eff)
 {
@@ -2535,13 +2558,18 @@ sq_apply_v2(struct store *s, const struct store_op *op, struct store_effect *eff
     case STORE_OP_SERVICE_PURGE:
         return sq_objects_remove(w, account, service, n, eff);
     case STORE_OP_ACCOUNT_ERASE:
-        rc = sq_objects_remove(w, account, NULL, n, eff);
+    case STORE_OP_ACCOUNT_RETIRE:
+        rc = op->kind == STORE_OP_ACCOUNT_ERASE
+                 ? sq_objects_remove(w, account, NULL, n, eff)
+                 : sq_acct_exec(w, SQ_RETIRE_QUEUE, account, NULL, n, NULL);
         for (size_t i = 0; !rc && i < ARRAY_SIZE(erase); i++)
             rc = sq_acct_exec(w, erase[i], account, NULL, 0, NULL);
         return rc;
     case STORE_OP_ACTIVITY_PUT:
         return sq_acct_exec(w, SQ_ACTIVITY_PUT, account, NULL, n, NULL);
     case STORE_OP_PURGE_DONE:
+        if (n == STORE_PURGE_ROWS)
+            return sq_rows_purge(w, account, eff);
         rc = sq_chunks_delete(sq(s), account, n);
         if (!rc)
             rc = sq_acct_exec(w, SQ_PURGE_DEQUEUE, account, NULL, n, NULL);
@@ -2669,6 +2697,7 @@ sq_apply(struct store *s, const struct store_op *op, struct store_effect *eff)
     case STORE_OP_SVCKEY_DELETE:
     case STORE_OP_SERVICE_PURGE:
     case STORE_OP_ACCOUNT_ERASE:
+    case STORE_OP_ACCOUNT_RETIRE:
     case STORE_OP_ACTIVITY_PUT:
     case STORE_OP_PURGE_DONE:
     case STORE_OP_ERASURE_PUT:

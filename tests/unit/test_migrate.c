@@ -11,6 +11,8 @@
  *   making it live, the second commits it;
  * - one root of two wrong: nothing of the bundle is stored, that account's
  *   move starts again, the other still arrives;
+ * - an account that leaves (freeze, commit, shred) and comes back before
+ *   the sweeper's pass: it holds only what it brought the second time;
  * - malformed bundles (truncated, lengths past the end, an account twice,
  *   a bad id, the root not last, too many sections, empty) and bundles for
  *   an account that is not arriving: refused, nothing stored.
@@ -392,6 +394,69 @@ test_bad_manifests_are_refused(void **state)
     json_decref(states);
 }
 
+static int
+seen_purge(void *ctx, const char *account, int64_t version)
+{
+    int64_t *v = ctx;
+    if (!strcmp(account, A))
+        *v = version;
+    return 0;
+}
+
+/*
+ * An account that leaves and comes back before the sweeper's pass: the
+ * shred leaves its object rows queued whole; the second arrival clears them
+ * first, so it holds exactly what it brought, and the old rows' chunks wait
+ * in the queue as any purge.
+ */
+static void
+test_leaving_and_coming_back_before_the_sweep(void **state)
+{
+    struct fix *f = *state;
+    const char *ids[] = {A};
+    uint8_t root[1][MIGRATE_ROOT_LEN];
+    struct migrate_in_result res[MIGRATE_BATCH_MAX];
+    struct obj_get *g = NULL;
+    struct obj_info info;
+    struct buf bundle;
+    size_t n = 0;
+    int rcs[1];
+    int64_t queued = -1;
+    begin(f, ids, 1);
+    root_of("old.vcf", "BEGIN:VCARD old", root[0]);
+    buf_init(&bundle, 1 << 20);
+    section(&bundle, A, "old.vcf", "BEGIN:VCARD old", root[0]);
+    OK(send_bundle(f, &bundle, res, &n));
+    assert_string_equal(state_of(f, A), "live");
+    /* it leaves: frozen, committed elsewhere, shredded here */
+    OK(migrate_freeze(f->r, ids, 1, "us", rcs));
+    OK(rcs[0]);
+    OK(migrate_out_committed(f->r, ids, (const uint8_t(*)[MIGRATE_ROOT_LEN])root, 1, rcs));
+    OK(rcs[0]);
+    OK(migrate_shred(f->r, ids, 1, rcs));
+    OK(rcs[0]);
+    assert_string_equal(state_of(f, A), "none");
+    assert_int_equal(stored(f, A), 1); /* the rows wait for the sweeper */
+    OK(store_purges(region_store(f->r), 100, seen_purge, &queued));
+    assert_int_equal(queued, STORE_PURGE_ROWS);
+    /* and comes back with something else */
+    begin(f, ids, 1);
+    assert_int_equal(stored(f, A), 0);
+    root_of("new.vcf", "BEGIN:VCARD new", root[0]);
+    bundle.len = 0;
+    section(&bundle, A, "new.vcf", "BEGIN:VCARD new", root[0]);
+    OK(send_bundle(f, &bundle, res, &n));
+    assert_true(res[0].committed);
+    assert_string_equal(state_of(f, A), "live");
+    assert_int_equal(stored(f, A), 1);
+    assert_readable(f, A, "new.vcf", "BEGIN:VCARD new");
+    assert_int_equal(obj_get_open(&g, f->r, A, "contacts", "old.vcf", 7, &info), ERR_NOT_FOUND);
+    queued = -1;
+    OK(store_purges(region_store(f->r), 100, seen_purge, &queued));
+    assert_true(queued > 0); /* the old version's chunks, queued */
+    buf_release(&bundle);
+}
+
 int
 main(void)
 {
@@ -401,6 +466,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_a_wrong_root_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_bundles_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_manifests_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaving_and_coming_back_before_the_sweep, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -435,6 +435,105 @@ test_account_erase(void **state)
     assert_int_equal(objects, 1);
 }
 
+/* The sweeper's purge of a retired account's rows: the live objects it removed. */
+static uint64_t
+rows_purged(struct store *s, const char *account)
+{
+    uint64_t n = 0;
+    struct store_batch *b = batch();
+    OK(store_batch_purge_done(b, account, STORE_PURGE_ROWS));
+    OK(commit(s, b, &n));
+    return n;
+}
+
+/* A retired account: every row gone but its object rows, which wait, queued whole. */
+static void
+test_account_retire(void **state)
+{
+    struct fix *f = *state;
+    char a[STORE_ID_MAX], back[STORE_ID_MAX];
+    uint64_t objects0 = 0, bytes0 = 0, objects = 0, bytes = 0;
+    uint8_t w[STORE_WRAPPED_MAX];
+    size_t wl = 0;
+    struct store_account acc;
+    struct buf v;
+    buf_init(&v, 64);
+    uid(a, "retire");
+    uid(back, "back");
+    add_account(f->s, a, 10);
+    int64_t v1 = add_object(f->s, a, "photos", 1, 100, 2);
+    int64_t v2 = add_object(f->s, a, "contacts", 1, 9, 1);
+    add_object(f->s, a, "photos", 3, 4, 1);
+    uint8_t h[STORE_HASH_LEN];
+    memset(h, 3, sizeof(h));
+    struct store_batch *b = batch();
+    OK(store_batch_object_delete(b, a, "photos", h, 2)); /* a tombstone goes too */
+    OK(store_batch_svckey_insert(b, a, "photos", SLICE("wrapped", 7)));
+    OK(store_batch_rec_put(b, a, "kind", SLICE("k", 1), SLICE("v", 1)));
+    OK(store_batch_activity_put(b, a, 20));
+    OK(commit(f->s, b, NULL));
+    OK(store_stats(f->s, &objects0, &bytes0));
+
+    b = batch();
+    OK(store_batch_account_retire(b, a, 40));
+    OK(commit(f->s, b, NULL));
+    assert_int_equal(store_account_get(f->s, a, &acc), ERR_NOT_FOUND);
+    assert_int_equal(store_svckey_get(f->s, a, "photos", w, sizeof(w), &wl), ERR_NOT_FOUND);
+    assert_int_equal(store_rec_get(f->s, a, "kind", SLICE("k", 1), &v), ERR_NOT_FOUND);
+    int64_t at = 0;
+    assert_int_equal(store_activity_get(f->s, a, &at), ERR_NOT_FOUND);
+    /* the rows and chunks stay, one purge queued for them */
+    OK(store_stats(f->s, &objects, &bytes));
+    assert_int_equal(objects, objects0);
+    assert_true(has_chunk(f->s, a, v1, 1));
+    struct seen x = {.account = a};
+    OK(store_purges(f->s, 1000000, seen_purge, &x));
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.version[0], STORE_PURGE_ROWS);
+
+    /* the sweeper's purge of the rows: gone, their live versions queued instead */
+    assert_int_equal(rows_purged(f->s, a), 2);
+    OK(store_stats(f->s, &objects, &bytes));
+    assert_int_equal(objects, objects0 - 2);
+    assert_int_equal(bytes, bytes0 - 109);
+    int rows = 0;
+    OK(store_feed(f->s, a, "photos", 0, 100, false, count_row, &rows));
+    OK(store_feed(f->s, a, "contacts", 0, 100, false, count_row, &rows));
+    assert_int_equal(rows, 0);
+    x = (struct seen){.account = a};
+    OK(store_purges(f->s, 1000000, seen_purge, &x));
+    assert_int_equal(x.n, 2);
+    b = batch();
+    for (int i = 0; i < x.n; i++) {
+        assert_true(x.version[i] == v1 || x.version[i] == v2);
+        OK(store_batch_purge_done(b, a, x.version[i]));
+    }
+    OK(commit(f->s, b, NULL));
+    assert_false(has_chunk(f->s, a, v1, 0));
+    assert_false(has_chunk(f->s, a, v2, 0));
+    assert_int_equal(rows_purged(f->s, a), 0); /* again: nothing queued, nothing removed */
+
+    /* an account arriving again clears what it left, then its new rows stay */
+    add_account(f->s, back, 10);
+    int64_t old = add_object(f->s, back, "photos", 1, 5, 1);
+    b = batch();
+    OK(store_batch_account_retire(b, back, 50));
+    OK(commit(f->s, b, NULL));
+    assert_int_equal(rows_purged(f->s, back), 1);
+    add_account(f->s, back, 60);
+    int64_t fresh = add_object(f->s, back, "photos", 1, 6, 1);
+    assert_int_equal(rows_purged(f->s, back), 0); /* a sweeper that listed it before */
+    OK(store_usage(f->s, back, "photos", &objects, &bytes));
+    assert_int_equal(objects, 1);
+    assert_int_equal(bytes, 6);
+    assert_true(has_chunk(f->s, back, fresh, 0));
+    x = (struct seen){.account = back};
+    OK(store_purges(f->s, 1000000, seen_purge, &x));
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.version[0], old);
+    buf_release(&v);
+}
+
 static void
 test_activity_and_idle(void **state)
 {
@@ -521,6 +620,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_consent_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_activity_and_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
