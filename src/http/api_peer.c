@@ -538,7 +538,8 @@ move_send(struct region *r, const char *to, struct mv *v, size_t n)
 {
     struct bundle x = {r, to, v, n, NULL, 0, 0, {0}};
     buf_init(&x.b, region_config(r)->max_object_bytes + BUNDLE_FLUSH + 4096);
-    int rc = 0;
+    /* room for a full bundle at once, not grown (and copied) by doubling */
+    int rc = buf_grow(&x.b, BUNDLE_FLUSH);
     for (size_t i = 0; !rc && i < n; i++) {
         struct mv *m = &v[i];
         if (!m->send || m->live)
