@@ -240,7 +240,7 @@ MUST_CHECK int store_accounts_idle(struct store *s, int64_t before, size_t limit
 typedef int (*store_purge_cb)(void *ctx, const char *account, int64_t version);
 /** The queued purge of a retired account's object rows: no object version is 0. */
 #define STORE_PURGE_ROWS 0
-/** Lists at most limit queued purges (store_batch_service_purge, _account_erase). */
+/** Lists at most limit queued purges (store_batch_service_purge, _account_erase, _retire). */
 MUST_CHECK int store_purges(struct store *s, size_t limit, store_purge_cb cb, void *ctx);
 /** Lists at most limit accounts whose erasure was asked and not finished. */
 MUST_CHECK int store_erasures(struct store *s, size_t limit, store_account_cb cb, void *ctx);

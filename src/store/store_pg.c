@@ -148,6 +148,15 @@ struct pg_sql {
     const char *sql;
 };
 
+/* What an erasure and a retirement delete of an account besides its row and objects. */
+#define PG_ACCOUNT_ROWS_DELETE                                                                     \
+    " d1 AS (DELETE FROM sessions WHERE account = $1),"                                            \
+    " d2 AS (DELETE FROM svckeys WHERE account = $1),"                                             \
+    " d3 AS (DELETE FROM consents WHERE account = $1),"                                            \
+    " d4 AS (DELETE FROM consent_log WHERE account = $1),"                                         \
+    " d5 AS (DELETE FROM activity WHERE account = $1),"                                            \
+    " d6 AS (DELETE FROM records WHERE account = $1)"
+
 static const struct pg_sql pg_sql[PG_NSTMT] = {
     [PG_META_GET] = {"meta_get", "t", "b", "SELECT v FROM meta WHERE k = $1"},
     [PG_ACCOUNT_GET] = {"account_get", "t", "ttbi",
@@ -324,13 +333,7 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
                           "  RETURNING version, size, deleted),"
                           " q AS (INSERT INTO purges (account, version, queued)"
                           "  SELECT $1, version, $2 FROM gone WHERE deleted = 0"
-                          "  ON CONFLICT (account, version) DO NOTHING),"
-                          " d1 AS (DELETE FROM sessions WHERE account = $1),"
-                          " d2 AS (DELETE FROM svckeys WHERE account = $1),"
-                          " d3 AS (DELETE FROM consents WHERE account = $1),"
-                          " d4 AS (DELETE FROM consent_log WHERE account = $1),"
-                          " d5 AS (DELETE FROM activity WHERE account = $1),"
-                          " d6 AS (DELETE FROM records WHERE account = $1),"
+                          "  ON CONFLICT (account, version) DO NOTHING)," PG_ACCOUNT_ROWS_DELETE ","
                           " d7 AS (DELETE FROM accounts WHERE account = $1)"
                           " SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone"
                           " WHERE deleted = 0"},
@@ -344,16 +347,11 @@ static const struct pg_sql pg_sql[PG_NSTMT] = {
                        "WITH c AS (DELETE FROM chunks WHERE account = $1 AND version = $2)"
                        " DELETE FROM purges WHERE account = $1 AND version = $2"},
     /* the object rows stay, queued whole as version 0 (STORE_PURGE_ROWS) */
-    [PG_ACCOUNT_RETIRE] = {"account_retire", "ti", NULL,
-                           "WITH q AS (INSERT INTO purges (account, version, queued)"
-                           "  VALUES ($1, 0, $2) ON CONFLICT (account, version) DO NOTHING),"
-                           " d1 AS (DELETE FROM sessions WHERE account = $1),"
-                           " d2 AS (DELETE FROM svckeys WHERE account = $1),"
-                           " d3 AS (DELETE FROM consents WHERE account = $1),"
-                           " d4 AS (DELETE FROM consent_log WHERE account = $1),"
-                           " d5 AS (DELETE FROM activity WHERE account = $1),"
-                           " d6 AS (DELETE FROM records WHERE account = $1)"
-                           " DELETE FROM accounts WHERE account = $1"},
+    [PG_ACCOUNT_RETIRE] =
+        {"account_retire", "ti", NULL,
+         "WITH q AS (INSERT INTO purges (account, version, queued)"
+         "  VALUES ($1, 0, $2) ON CONFLICT (account, version) DO NOTHING)," PG_ACCOUNT_ROWS_DELETE
+         " DELETE FROM accounts WHERE account = $1"},
     [PG_ROWS_PURGE] = {"rows_purge", "t", "ii",
                        "WITH m AS (DELETE FROM purges WHERE account = $1 AND version = 0"
                        "  RETURNING queued),"
