@@ -31,6 +31,18 @@
 #include "crypto/rand.h"
 #include "store/store.h"
 
+/* A new object version: random, positive (0 is STORE_PURGE_ROWS, never a version). */
+static int64_t
+version_new(void)
+{
+    int64_t v;
+    do {
+        rand_public(&v, sizeof(v));
+        v &= INT64_MAX;
+    } while (v == 0);
+    return v;
+}
+
 struct obj_put {
     struct region *r;
     struct store_object o;
@@ -268,10 +280,7 @@ obj_put_begin(struct obj_put **out, struct region *r, const char *account, const
         /* grown on demand if more comes than announced (then refused) */
         p->chunk = want ? want : 1;
     }
-    do {
-        rand_public(&p->o.version, sizeof(p->o.version));
-        p->o.version &= INT64_MAX;
-    } while (p->o.version == 0);
+    p->o.version = version_new();
     p->o.cipher = (int32_t)p->cipher;
 
     p->o.name_sealed[0] = (uint8_t)p->cipher;
@@ -1253,10 +1262,7 @@ obj_view_put(struct obj_view *v, const char *name, size_t namelen, struct slice 
     p->sealed = malloc(p->chunk + AEAD_MAX_OVERHEAD + 1);
     if (!p->pending || !p->sealed)
         goto out;
-    do {
-        rand_public(&p->o.version, sizeof(p->o.version));
-        p->o.version &= INT64_MAX;
-    } while (p->o.version == 0);
+    p->o.version = version_new();
     p->o.cipher = (int32_t)p->cipher;
     p->o.name_sealed[0] = (uint8_t)p->cipher;
     obj_aad(&aad, "name", &p->o);
@@ -1398,10 +1404,7 @@ obj_import_add(struct obj_import *im, const char *service, const char *name, siz
     if (rc)
         return rc;
     const uint8_t *key = k->b;
-    do {
-        rand_public(&o->version, sizeof(o->version));
-        o->version &= INT64_MAX;
-    } while (o->version == 0);
+    o->version = version_new();
     o->cipher = (int32_t)c;
     o->name_sealed[0] = (uint8_t)c;
     obj_aad(&im->aad, "name", o);
